@@ -1,0 +1,127 @@
+//! The `fog` command tree (clap derive).
+//!
+//! Every layer owns one group (`fog mix`, `fog p2p`, ...). A group whose layer
+//! has not landed yet still parses any arguments, so that a user gets a plain
+//! "not available yet" answer instead of a usage error.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+/// fog: decentralized fog computing. Idle machines lend compute to a
+/// peer-to-peer network; jobs are placed, sandboxed, verified, paid for and
+/// governed by vote.
+#[derive(Debug, Parser)]
+#[command(name = "fog", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    after_help = "Groups marked (not available yet) answer with exit code 69 until their layer lands."
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Print machine-readable output: one JSON document on stdout (JSON lines
+    /// for streams). Errors become a JSON document too.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). `FOG_LOG`
+    /// takes a full filter (for example `FOG_LOG=fog_p2p=debug`).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The command groups.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run and inspect a full fog node (not available yet)
+    Node(Pending),
+    /// Start a local fog network on loopback (not available yet)
+    Devnet(Pending),
+    /// Submit, run and follow jobs (not available yet)
+    Job(Pending),
+    /// Benchmark a layer and print its figures (not available yet)
+    Bench(Pending),
+    /// Tokens, staking and governance (not available yet)
+    Dao(Pending),
+    /// Mixnet keys, mix nodes and anonymity simulation (not available yet)
+    Mix(Pending),
+    /// The libp2p overlay: nodes, DHT records, gossip, peers (not available yet)
+    P2p(Pending),
+    /// Offline delay-tolerant messaging over UDP and BLE (not available yet)
+    Mesh(Pending),
+    /// Placement, reputation and DAG scheduling (not available yet)
+    Sched(Pending),
+    /// Whether and how much this device may lend compute (not available yet)
+    Harvest(Pending),
+    /// Live terminal monitor of a node or devnet (not available yet)
+    Tui(Pending),
+    /// Print a shell completion script to stdout
+    Completions(CompletionsArgs),
+}
+
+impl Command {
+    /// The group's name as typed on the command line.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Command::Node(_) => "node",
+            Command::Devnet(_) => "devnet",
+            Command::Job(_) => "job",
+            Command::Bench(_) => "bench",
+            Command::Dao(_) => "dao",
+            Command::Mix(_) => "mix",
+            Command::P2p(_) => "p2p",
+            Command::Mesh(_) => "mesh",
+            Command::Sched(_) => "sched",
+            Command::Harvest(_) => "harvest",
+            Command::Tui(_) => "tui",
+            Command::Completions(_) => "completions",
+        }
+    }
+}
+
+/// A group whose layer has not landed: it accepts any arguments and says so.
+#[derive(Debug, Args)]
+pub(crate) struct Pending {
+    /// Arguments for the group (ignored until it exists).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub(crate) args: Vec<String>,
+}
+
+/// `fog completions <shell>`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to generate completions for.
+    #[arg(value_enum)]
+    pub(crate) shell: Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

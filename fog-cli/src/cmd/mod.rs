@@ -1,0 +1,41 @@
+//! One module per command group. Each returns `Result<(), anyhow::Error>`;
+//! errors that carry a specific exit code are [`Failure`]s.
+
+pub(crate) mod completions;
+
+use std::fmt;
+
+/// An error with the exit code and the error kind it should produce.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// Process exit code.
+    pub(crate) code: u8,
+    /// Short machine-readable kind, used in `--json` error documents.
+    pub(crate) kind: &'static str,
+    /// Human-readable message (lowercase, no trailing period).
+    pub(crate) message: String,
+}
+
+/// Exit code for a command group whose layer has not landed
+/// (`EX_UNAVAILABLE` from sysexits.h).
+pub(crate) const EXIT_UNAVAILABLE: u8 = 69;
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// The answer of a group that has nothing behind it yet.
+pub(crate) fn unavailable(group: &str, layer: &str) -> anyhow::Error {
+    Failure {
+        code: EXIT_UNAVAILABLE,
+        kind: "unavailable",
+        message: format!(
+            "`fog {group}` is not available yet: {layer} has not landed in this build (see README.md for what works today)"
+        ),
+    }
+    .into()
+}

@@ -1,0 +1,174 @@
+//! `cargo xtask`: fog's project automation (matklad's xtask pattern).
+//!
+//! ```text
+//! cargo xtask ci              layout and layer checks, fmt --check, clippy -D warnings, tests
+//! cargo xtask check-layers    only the architecture checks (fast, no build)
+//! ```
+//!
+//! Both take `--workspace-root DIR` to run against another workspace (the
+//! tests use it on fixture workspaces). Cargo is called through `$CARGO`.
+
+mod layers;
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// The test command of README.md's quickstart; `ci` runs exactly this.
+pub(crate) const TEST_COMMAND: &[&str] = &["test", "--workspace"];
+const FMT_COMMAND: &[&str] = &["fmt", "--all", "--", "--check"];
+const CLIPPY_COMMAND: &[&str] = &[
+    "clippy",
+    "--workspace",
+    "--all-targets",
+    "--",
+    "-D",
+    "warnings",
+];
+
+const USAGE: &str = "usage: cargo xtask <ci | check-layers> [--workspace-root DIR]";
+
+fn main() -> ExitCode {
+    match run(env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<(), String> {
+    let mut args = args.into_iter();
+    let task = args.next().ok_or_else(|| USAGE.to_owned())?;
+    let mut root = default_root();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--workspace-root" => {
+                root = PathBuf::from(args.next().ok_or("--workspace-root needs a directory")?);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    match task.as_str() {
+        "check-layers" => check_architecture(&root),
+        "ci" => ci(&root),
+        "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown task `{other}`\n{USAGE}")),
+    }
+}
+
+/// The workspace this xtask belongs to.
+fn default_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// The whole gate, cheapest check first so a broken rule fails fast.
+fn ci(root: &Path) -> Result<(), String> {
+    check_architecture(root)?;
+    for step in [FMT_COMMAND, CLIPPY_COMMAND, TEST_COMMAND] {
+        run_cargo(root, step)?;
+    }
+    eprintln!("xtask: ci passed");
+    Ok(())
+}
+
+fn check_architecture(root: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    layers::check_layout(root)?;
+    let metadata = cargo_metadata(root)?;
+    let violations = layers::layer_violations(&metadata)?;
+    if !violations.is_empty() {
+        let list: Vec<String> = violations.iter().map(|v| format!("  {v}")).collect();
+        return Err(format!(
+            "layer crates must not depend on each other (only fog-cli, xtask and benches may):\n{}",
+            list.join("\n")
+        ));
+    }
+    eprintln!(
+        "xtask: layout and layer boundaries ok ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn cargo_metadata(root: &Path) -> Result<serde_json::Value, String> {
+    let output = Command::new(cargo())
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo metadata failed in {}:\n{}",
+            root.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata gave bad JSON: {e}"))
+}
+
+fn run_cargo(root: &Path, args: &[&str]) -> Result<(), String> {
+    eprintln!("xtask: $ cargo {}", args.join(" "));
+    let started = Instant::now();
+    let status = Command::new(cargo())
+        .args(args)
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if status.success() {
+        eprintln!("xtask: `cargo {}` ok ({seconds:.0}s)", args.join(" "));
+        Ok(())
+    } else {
+        Err(format!(
+            "`cargo {}` failed ({status}, {seconds:.0}s)",
+            args.join(" ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README.md's quickstart must show the exact command `ci` runs.
+    #[test]
+    fn readme_shows_the_test_command() {
+        let readme = std::fs::read_to_string(default_root().join("README.md")).expect("README.md");
+        let command = format!("cargo {}", TEST_COMMAND.join(" "));
+        assert!(
+            readme.lines().any(|line| line.trim() == command),
+            "README.md has no line `{command}`"
+        );
+    }
+
+    /// `.ci/run` must go through `cargo xtask ci`, so it runs the same test command.
+    #[test]
+    fn ci_script_runs_xtask_ci() {
+        let script = std::fs::read_to_string(default_root().join(".ci/run")).expect(".ci/run");
+        assert!(script.lines().any(|line| line.trim() == "cargo xtask ci"));
+        assert!(script.contains("FOG_REQUIRE_DOCKER=1") && script.contains("FOG_REQUIRE_NETNS=1"));
+    }
+}
