@@ -26,7 +26,6 @@ const ALLOWED_TOP_LEVEL: &[&str] = &[
     "ARCHITECTURE.md",
     "LICENSE-MIT",
     "LICENSE-APACHE",
-    "rustfmt.toml",
     "clippy.toml",
     "target",
 ];
