@@ -41,6 +41,7 @@
 
 mod contribution;
 mod controller;
+mod logind;
 mod policy;
 mod power;
 mod sensors;

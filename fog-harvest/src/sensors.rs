@@ -275,10 +275,12 @@ struct IdleTracker {
 
 /// Sensors read from Linux sysfs and procfs.
 ///
-/// User idle time comes from the interrupt counts of input devices
-/// (keyboard, mouse, touchpad, HID) in `/proc/interrupts`: the user is idle
-/// since the last time one of them changed. Until a change has been seen the
-/// idle time is a lower bound (`at_least`).
+/// User idle time comes from systemd-logind when enabled
+/// ([`LinuxSensors::with_logind`]) and answering, otherwise from the
+/// interrupt counts of input devices (keyboard, mouse, touchpad, HID) in
+/// `/proc/interrupts`: the user is idle since the last time one of them
+/// changed. Until a change has been seen the idle time is a lower bound
+/// (`at_least`).
 #[derive(Debug, Clone)]
 pub struct LinuxSensors {
     sysfs: PathBuf,
@@ -286,6 +288,7 @@ pub struct LinuxSensors {
     fog_pids: Vec<u32>,
     previous: Option<Previous>,
     idle: IdleTracker,
+    logind: bool,
 }
 
 impl LinuxSensors {
@@ -314,7 +317,18 @@ impl LinuxSensors {
             fog_pids: Vec::new(),
             previous: None,
             idle: IdleTracker::default(),
+            logind: false,
         })
+    }
+
+    /// Asks systemd-logind for the user's idle time first (its `IdleHint`,
+    /// over D-Bus through `loginctl`, bounded by a 1.5 s timeout), falling
+    /// back to input-device interrupts when logind does not answer. Off by
+    /// default: fixture trees have no logind.
+    #[must_use]
+    pub fn with_logind(mut self, enabled: bool) -> Self {
+        self.logind = enabled;
+        self
     }
 
     fn power(&self) -> Reading<PowerSupply> {
@@ -559,14 +573,24 @@ impl LinuxSensors {
     }
 
     fn user_idle(&mut self, now_s: f64) -> Reading<UserIdle> {
+        if self.logind
+            && let Some(idle) = crate::logind::idle()
+        {
+            return Reading::present(idle, "systemd-logind IdleHint (via loginctl)");
+        }
         let path = self.procfs.join("interrupts");
         let text = match read_limited(&path) {
             Ok(text) => text,
             Err(e) => return Reading::missing(format!("cannot read {}: {e}", path.display())),
         };
         let Some(count) = input_interrupts(&text) else {
+            let logind = if self.logind {
+                " and no answer from logind"
+            } else {
+                ""
+            };
             return Reading::missing(format!(
-                "no keyboard, mouse or touchpad interrupt line in {} (and no logind reading)",
+                "no keyboard, mouse or touchpad interrupt line in {}{logind}",
                 path.display()
             ));
         };

@@ -104,7 +104,10 @@ fn load_policy(path: Option<&Path>) -> anyhow::Result<(Policy, String)> {
 
 fn status(args: &StatusArgs, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let (policy, policy_source) = load_policy(args.policy.as_deref())?;
-    let mut sensors = LinuxSensors::with_roots(&args.sysfs_root, &args.procfs_root)?;
+    // logind describes this machine only: not when reading fixture trees.
+    let real_roots = args.sysfs_root == Path::new("/sys") && args.procfs_root == Path::new("/proc");
+    let mut sensors =
+        LinuxSensors::with_roots(&args.sysfs_root, &args.procfs_root)?.with_logind(real_roots);
     sensors.set_fog_pids(&args.fog_pids);
     let start = Instant::now();
     let mut snapshot = sensors.read(0.0);
