@@ -419,7 +419,7 @@ pub(crate) fn bench(json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
 
     // Contribution signing and verification.
     let signer = ContributionSigner::from_seed(&[42u8; 32]);
-    let signs = 500u32;
+    let signs = 100u32;
     let started = Instant::now();
     let mut signed = Vec::with_capacity(signs as usize);
     for i in 0..signs {
@@ -467,4 +467,19 @@ pub(crate) fn bench(json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(out, "contribution verifies{verifies_per_s:>12.0} /s")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bench_prints_one_json_document() {
+        let mut out = Vec::new();
+        super::bench(true, &mut out).expect("bench runs");
+        let doc: serde_json::Value = serde_json::from_slice(&out).expect("one JSON document");
+        assert!(
+            doc["controller_steps_per_s"]
+                .as_f64()
+                .is_some_and(|v| v > 0.0)
+        );
+    }
 }
