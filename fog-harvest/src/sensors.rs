@@ -253,17 +253,24 @@ struct Previous {
     at_s: f64,
     cpu: Option<CpuCounters>,
     fog_ticks: HashMap<u32, u64>,
+    cgroup_usec: Option<u64>,
     energy: Option<EnergySample>,
 }
 
-/// `/proc/stat` aggregate counters: (total ticks, busy ticks, fields).
+/// `/proc/stat` aggregate counters: (total ticks, busy ticks, CPUs).
 type CpuCounters = (u64, u64, u64);
 /// One RAPL domain: (name, energy µJ, wrap range µJ).
 type RaplDomain = (String, u64, u64);
 /// RAPL domains read at a time.
 type EnergySample = (f64, Vec<RaplDomain>);
 /// A CPU reading with the counters it was computed from.
-type CpuSample = (Reading<CpuUsage>, Option<CpuCounters>, HashMap<u32, u64>);
+#[derive(Debug, Default)]
+struct CpuSample {
+    reading: Reading<CpuUsage>,
+    counters: Option<CpuCounters>,
+    fog_ticks: HashMap<u32, u64>,
+    cgroup_usec: Option<u64>,
+}
 
 /// Idle tracking from input-device interrupt counts.
 #[derive(Debug, Clone, Default)]
@@ -286,6 +293,7 @@ pub struct LinuxSensors {
     sysfs: PathBuf,
     procfs: PathBuf,
     fog_pids: Vec<u32>,
+    fog_cgroup: Option<PathBuf>,
     previous: Option<Previous>,
     idle: IdleTracker,
     logind: bool,
@@ -315,6 +323,7 @@ impl LinuxSensors {
             sysfs,
             procfs,
             fog_pids: Vec::new(),
+            fog_cgroup: None,
             previous: None,
             idle: IdleTracker::default(),
             logind: false,
@@ -328,6 +337,19 @@ impl LinuxSensors {
     #[must_use]
     pub fn with_logind(mut self, enabled: bool) -> Self {
         self.logind = enabled;
+        self
+    }
+
+    /// Counts fog's CPU use from a cgroup v2 group instead of its pids:
+    /// `cgroup` is the group's path under the cgroup2 mount
+    /// (`<sysfs root>/fs/cgroup`), for example `fog.slice`. Its `cpu.stat`
+    /// `usage_usec` covers every process fog starts, children included. An
+    /// unreadable group makes the CPU reading missing (the non-fog share is
+    /// then unknown), never a guess.
+    #[must_use]
+    pub fn with_fog_cgroup(mut self, cgroup: impl AsRef<Path>) -> Self {
+        let relative = cgroup.as_ref().strip_prefix("/").unwrap_or(cgroup.as_ref());
+        self.fog_cgroup = Some(self.sysfs.join("fs/cgroup").join(relative));
         self
     }
 
@@ -513,7 +535,11 @@ impl LinuxSensors {
         // user nice system idle iowait irq softirq steal (guest is inside user).
         let total: u64 = values.iter().take(8).copied().fold(0, u64::saturating_add);
         let idle = values[3].saturating_add(values.get(4).copied().unwrap_or(0));
-        Ok((total, total.saturating_sub(idle), values.len() as u64))
+        let cpus = text
+            .lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .count() as u64;
+        Ok((total, total.saturating_sub(idle), cpus.max(1)))
     }
 
     fn fog_ticks(&self) -> HashMap<u32, u64> {
@@ -527,49 +553,113 @@ impl LinuxSensors {
         ticks
     }
 
+    /// cgroup v2 `usage_usec` of fog's cgroup, when one is configured.
+    fn cgroup_usec(&self) -> Option<Result<u64, String>> {
+        let dir = self.fog_cgroup.as_ref()?;
+        let path = dir.join("cpu.stat");
+        let usec = read_limited(&path)
+            .map_err(|e| format!("cannot read fog cgroup {}: {e}", path.display()))
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .ok_or_else(|| format!("no usage_usec in {}", path.display()))
+            });
+        Some(usec)
+    }
+
+    fn uptime_s(&self) -> Option<f64> {
+        read_limited(&self.procfs.join("uptime"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse::<f64>()
+            .ok()
+            .filter(|u| u.is_finite() && *u > 0.0)
+    }
+
     fn cpu(&self, now_s: f64, previous: Option<&Previous>) -> CpuSample {
         let counters = match self.cpu_counters() {
             Ok(c) => c,
-            Err(why) => return (Reading::missing(why), None, HashMap::new()),
-        };
-        let fog_now = self.fog_ticks();
-        let (total, busy, _) = counters;
-        let (d_total, d_busy, d_fog, window) = match previous.and_then(|p| p.cpu.map(|c| (p, c))) {
-            Some((p, (pt, pb, _))) if total > pt => {
-                let d_fog = fog_now
-                    .iter()
-                    .filter_map(|(pid, t)| p.fog_ticks.get(pid).map(|old| t.saturating_sub(*old)))
-                    .sum::<u64>();
-                (
-                    total - pt,
-                    busy.saturating_sub(pb),
-                    d_fog,
-                    Some(now_s - p.at_s),
-                )
+            Err(why) => {
+                return CpuSample {
+                    reading: Reading::missing(why),
+                    ..CpuSample::default()
+                };
             }
-            _ => (total, busy, fog_now.values().sum::<u64>(), None),
+        };
+        let fog_ticks = self.fog_ticks();
+        let cgroup = self.cgroup_usec();
+        let cgroup_usec = cgroup.as_ref().and_then(|r| r.as_ref().ok().copied());
+        let (total, busy, cpus) = counters;
+        let windowed = previous
+            .and_then(|p| p.cpu.map(|c| (p, c)))
+            .filter(|(_, (pt, _, _))| total > *pt);
+        let (d_total, d_busy, window) = match windowed {
+            Some((p, (pt, pb, _))) => (total - pt, busy.saturating_sub(pb), Some(now_s - p.at_s)),
+            None => (total, busy, None),
+        };
+        let mut sample = CpuSample {
+            reading: Reading::missing("cpu counters did not advance"),
+            counters: Some(counters),
+            fog_ticks,
+            cgroup_usec,
         };
         if d_total == 0 {
-            return (
-                Reading::missing("cpu counters did not advance"),
-                Some(counters),
-                fog_now,
-            );
+            return sample;
         }
-        let pct = |v: u64| (v as f64 * 100.0 / d_total as f64).clamp(0.0, 100.0);
-        let d_busy = d_busy.min(d_total);
-        let d_fog = d_fog.min(d_busy);
+        // fog's share of all CPU time, 0..=1.
+        let fog_share = match cgroup {
+            Some(Err(why)) => {
+                sample.reading = Reading::missing(why);
+                return sample;
+            }
+            Some(Ok(usec)) => {
+                let (used_usec, seconds) = match (windowed, window) {
+                    (Some((p, _)), Some(w)) if p.cgroup_usec.is_some() => {
+                        (usec.saturating_sub(p.cgroup_usec.unwrap_or(0)), w)
+                    }
+                    _ => {
+                        let Some(up) = self.uptime_s() else {
+                            sample.reading = Reading::missing(format!(
+                                "no uptime in {} for the fog cgroup's share",
+                                self.procfs.join("uptime").display()
+                            ));
+                            return sample;
+                        };
+                        (usec, up)
+                    }
+                };
+                if seconds > 0.0 {
+                    used_usec as f64 / (seconds * 1e6 * cpus.max(1) as f64)
+                } else {
+                    0.0
+                }
+            }
+            None => {
+                let d_fog = match windowed {
+                    Some((p, _)) => sample
+                        .fog_ticks
+                        .iter()
+                        .filter_map(|(pid, t)| {
+                            p.fog_ticks.get(pid).map(|old| t.saturating_sub(*old))
+                        })
+                        .sum::<u64>(),
+                    None => sample.fog_ticks.values().sum::<u64>(),
+                };
+                d_fog as f64 / d_total as f64
+            }
+        };
+        let total_percent = (d_busy.min(d_total) as f64 * 100.0 / d_total as f64).clamp(0.0, 100.0);
+        let fog_percent = (fog_share * 100.0).clamp(0.0, total_percent);
         let usage = CpuUsage {
-            total_percent: pct(d_busy),
-            fog_percent: pct(d_fog),
-            non_fog_percent: pct(d_busy - d_fog),
+            total_percent,
+            fog_percent,
+            non_fog_percent: total_percent - fog_percent,
             window_s: window,
         };
-        (
-            Reading::present(usage, self.procfs.join("stat").display().to_string()),
-            Some(counters),
-            fog_now,
-        )
+        sample.reading = Reading::present(usage, self.procfs.join("stat").display().to_string());
+        sample
     }
 
     fn user_idle(&mut self, now_s: f64) -> Reading<UserIdle> {
@@ -703,14 +793,16 @@ impl LinuxSensors {
 impl Sensors for LinuxSensors {
     fn read(&mut self, now_s: f64) -> Snapshot {
         let previous = self.previous.take();
-        let (cpu, cpu_counters, fog_ticks) = self.cpu(now_s, previous.as_ref());
+        let cpu = self.cpu(now_s, previous.as_ref());
         let (energy, energy_counters) = self.energy(now_s, previous.as_ref());
         self.previous = Some(Previous {
             at_s: now_s,
-            cpu: cpu_counters,
-            fog_ticks,
+            cpu: cpu.counters,
+            fog_ticks: cpu.fog_ticks,
+            cgroup_usec: cpu.cgroup_usec,
             energy: energy_counters,
         });
+        let cpu = cpu.reading;
         let snapshot = Snapshot {
             power: self.power(),
             thermal: self.thermal(),

@@ -274,3 +274,43 @@ fn garbage_sensor_files_are_missing_readings_not_panics() {
     let a = assess(&s, &Policy::default());
     assert_eq!(outcome(&a, "battery"), Outcome::Skipped);
 }
+
+#[test]
+fn a_fog_cgroup_counts_fogs_cpu_and_an_unreadable_one_is_missing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&fixture("laptop-charging-60"), dir.path());
+    let group = dir.path().join("sys/fs/cgroup/fog.slice");
+    fs::create_dir_all(&group).expect("mkdir");
+    fs::write(
+        group.join("cpu.stat"),
+        "usage_usec 2000000\nuser_usec 1500000\nsystem_usec 500000\n",
+    )
+    .expect("write");
+    let proc_dir = dir.path().join("proc");
+    fs::write(proc_dir.join("uptime"), "100.00 50.00\n").expect("write");
+    let mut sensors = LinuxSensors::with_roots(dir.path().join("sys"), &proc_dir)
+        .expect("roots")
+        .with_fog_cgroup("/fog.slice");
+    // Since boot: 2 s of fog CPU in 100 s on one CPU.
+    let cpu = sensors.read(0.0).cpu.value().cloned().expect("cpu");
+    assert!((cpu.fog_percent - 2.0).abs() < 1e-9, "{cpu:?}");
+    assert!((cpu.non_fog_percent - (cpu.total_percent - 2.0)).abs() < 1e-9);
+    // Ten seconds later: 60% busy, 4 s of it fog's.
+    fs::write(
+        proc_dir.join("stat"),
+        "cpu  1500 20 600 8400 100 10 5 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\n",
+    )
+    .expect("write");
+    fs::write(group.join("cpu.stat"), "usage_usec 6000000\n").expect("write");
+    let cpu = sensors.read(10.0).cpu.value().cloned().expect("cpu");
+    assert!((cpu.total_percent - 60.0).abs() < 1e-9, "{cpu:?}");
+    assert!((cpu.fog_percent - 40.0).abs() < 1e-9, "{cpu:?}");
+    assert!((cpu.non_fog_percent - 20.0).abs() < 1e-9, "{cpu:?}");
+    // The group disappears: the non-fog share is unknown, so cpu is missing.
+    fs::remove_file(group.join("cpu.stat")).expect("rm");
+    let s = sensors.read(20.0);
+    match &s.cpu {
+        fog_harvest::Reading::Missing { why } => assert!(why.contains("fog cgroup"), "{why}"),
+        other => panic!("expected missing, got {other:?}"),
+    }
+}

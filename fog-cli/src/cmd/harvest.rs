@@ -50,6 +50,10 @@ struct StatusArgs {
     /// A process id of fog's own work, not counted as other programs' CPU use (repeatable).
     #[arg(long = "fog-pid", value_name = "PID")]
     fog_pids: Vec<u32>,
+    /// The cgroup v2 group of fog's work, under the cgroup2 mount (for
+    /// example `fog.slice`); replaces --fog-pid when given.
+    #[arg(long, value_name = "GROUP")]
+    fog_cgroup: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +113,9 @@ fn status(args: &StatusArgs, json: bool, out: &mut dyn Write) -> anyhow::Result<
     let mut sensors =
         LinuxSensors::with_roots(&args.sysfs_root, &args.procfs_root)?.with_logind(real_roots);
     sensors.set_fog_pids(&args.fog_pids);
+    if let Some(group) = &args.fog_cgroup {
+        sensors = sensors.with_fog_cgroup(group);
+    }
     let start = Instant::now();
     let mut snapshot = sensors.read(0.0);
     if args.sample_ms > 0 {
