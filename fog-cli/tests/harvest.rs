@@ -45,6 +45,10 @@ fn status_runs_on_this_machine_and_reports_every_reading() {
     assert_eq!(doc["readings"]["cpu"]["status"], "present");
     assert_eq!(doc["readings"]["memory"]["status"], "present");
     assert!(doc["checks"].as_array().is_some_and(|c| c.len() >= 4));
+    assert!(
+        doc["memory_limit_bytes"].as_u64().is_some_and(|b| b > 0),
+        "{doc}"
+    );
     // Human output too.
     fog()
         .args(["harvest", "status", "--sample-ms", "0"])

@@ -146,6 +146,10 @@ fn status(args: &StatusArgs, json: bool, out: &mut dyn Write) -> anyhow::Result<
             "reason": assessment.reason(),
             "reason_text": assessment.reason().to_string(),
             "cpu_share": cpu_share,
+            "memory_limit_bytes": snapshot
+                .memory
+                .value()
+                .map(|m| (m.total_bytes as f64 * policy.memory_cap_percent / 100.0) as u64),
             "checks": assessment.checks,
             "power_model": {
                 "idle_watts": model.idle_watts(),
