@@ -101,6 +101,7 @@ pub struct Controller {
     suspended_for: Option<Reason>,
     run_since_checkpoint_s: f64,
     checkpointed_for_suspension: bool,
+    paused_in_memory: bool,
 }
 
 impl Controller {
@@ -118,6 +119,7 @@ impl Controller {
             suspended_for: None,
             run_since_checkpoint_s: 0.0,
             checkpointed_for_suspension: false,
+            paused_in_memory: false,
         }
     }
 
@@ -203,6 +205,7 @@ impl Controller {
             (State::Eligible, Verdict::Allow { cpu_share, reason }) => {
                 if dwell_left <= 0.0 {
                     act(&mut events, "resume", work.resume());
+                    self.paused_in_memory = false;
                     act(&mut events, "throttle", work.throttle(cpu_share));
                     self.share = cpu_share;
                     let to = if cpu_share < full_share {
@@ -263,6 +266,10 @@ impl Controller {
             }
             (State::Suspended, Verdict::Deny { reason }) => {
                 self.clear_since = None;
+                if self.paused_in_memory && matches!(reason, Reason::MemoryLow { .. }) {
+                    // Paused work holds its memory: evict it now.
+                    self.evict(work, &mut events);
+                }
                 let keep = self
                     .suspended_for
                     .as_ref()
@@ -318,19 +325,25 @@ impl Controller {
     ) {
         let evict = !self.policy.keep_in_memory || matches!(reason, Reason::MemoryLow { .. });
         if evict {
-            let lost = self.run_since_checkpoint_s;
-            act(events, "preempt", work.preempt());
-            events.push(Event::Preempted { work_lost_s: lost });
-            self.run_since_checkpoint_s = 0.0;
+            self.evict(work, events);
         } else {
             act(events, "pause", work.pause());
             events.push(Event::Paused);
+            self.paused_in_memory = true;
         }
         self.suspended_for = Some(reason.clone());
         self.fail_since = None;
         self.clear_since = None;
         self.checkpointed_for_suspension = false;
         self.enter(State::Suspended, reason, now, events);
+    }
+
+    fn evict(&mut self, work: &mut dyn WorkControl, events: &mut Vec<Event>) {
+        let lost = self.run_since_checkpoint_s;
+        act(events, "preempt", work.preempt());
+        events.push(Event::Preempted { work_lost_s: lost });
+        self.run_since_checkpoint_s = 0.0;
+        self.paused_in_memory = false;
     }
 
     fn periodic_checkpoint(&mut self, work: &mut dyn WorkControl, events: &mut Vec<Event>) {

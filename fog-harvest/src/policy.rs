@@ -498,7 +498,13 @@ impl Policy {
 
         // User activity.
         let required_s = self.idle_minutes * 60.0;
-        if required_s > 0.0 {
+        if required_s <= 0.0 {
+            checks.push(Check::new(
+                "user idle",
+                Outcome::Pass,
+                "no idle time required",
+            ));
+        } else {
             match c.user_idle {
                 None => {
                     if let Some(r) = missing(&mut checks, "user idle", "user idle") {
