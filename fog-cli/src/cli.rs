@@ -71,8 +71,8 @@ pub(crate) enum Command {
     Mesh(Pending),
     /// Placement, reputation and DAG scheduling (not available yet)
     Sched(Pending),
-    /// Whether and how much this device may lend compute (not available yet)
-    Harvest(Pending),
+    /// Whether and how much this device may lend compute
+    Harvest(crate::cmd::harvest::HarvestArgs),
     /// Live terminal monitor of a node or devnet (not available yet)
     Tui(Pending),
     /// Print a shell completion script to stdout

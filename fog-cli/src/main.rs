@@ -38,10 +38,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::P2p(_) => Err(cmd::unavailable(group, "the overlay layer (fog-p2p)")),
         Command::Mesh(_) => Err(cmd::unavailable(group, "the offline mesh layer (fog-mesh)")),
         Command::Sched(_) => Err(cmd::unavailable(group, "the scheduling layer (fog-sched)")),
-        Command::Harvest(_) => Err(cmd::unavailable(
-            group,
-            "the harvesting layer (fog-harvest)",
-        )),
+        Command::Harvest(args) => cmd::harvest::run(args, &cli.global),
     }
 }
 
