@@ -59,8 +59,8 @@ pub(crate) enum Command {
     Devnet(Pending),
     /// Submit, run and follow jobs (not available yet)
     Job(Pending),
-    /// Benchmark a layer and print its figures (not available yet)
-    Bench(Pending),
+    /// Benchmark a layer and print its figures
+    Bench(crate::cmd::bench::BenchArgs),
     /// Tokens, staking and governance (not available yet)
     Dao(Pending),
     /// Mixnet keys, mix nodes and anonymity simulation (not available yet)

@@ -32,7 +32,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(_) | Command::Devnet(_) | Command::Job(_) | Command::Tui(_) => {
             Err(cmd::unavailable(group, "the node runtime"))
         }
-        Command::Bench(_) => Err(cmd::unavailable(group, "the benchmark scenarios")),
+        Command::Bench(args) => cmd::bench::run(&args, &cli.global),
         Command::Dao(_) => Err(cmd::unavailable(group, "the governance layer (fog-dao)")),
         Command::Mix(_) => Err(cmd::unavailable(group, "the mixnet layer (fog-mix)")),
         Command::P2p(_) => Err(cmd::unavailable(group, "the overlay layer (fog-p2p)")),

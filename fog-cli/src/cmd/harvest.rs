@@ -371,7 +371,6 @@ fn write_sim_text(out: &mut dyn Write, r: &SimReport, rows: usize) -> anyhow::Re
 /// `fog bench harvest`: throughput of the harvest hot paths, printed as
 /// figures (one JSON document under `--json`). Not wired yet: the lead hooks
 /// it into `fog bench`.
-#[allow(dead_code)]
 pub(crate) fn bench(json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     // Controller steps: a full simulated day, one step per second.
     let mut csv = String::from(
