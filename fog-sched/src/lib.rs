@@ -20,9 +20,12 @@
 //! ```
 
 pub mod error;
+pub mod market;
 pub mod model;
 pub mod nsga2;
+pub mod placement;
 mod rng;
+pub mod synthetic;
 
 pub use error::{Result, SchedError};
 pub use rng::SeededRng;

@@ -222,6 +222,18 @@ impl Coordinates {
     pub const fn new(x: f64, y: f64, height: f64) -> Self {
         Self { x, y, height }
     }
+    /// The x coordinate.
+    pub const fn x(self) -> f64 {
+        self.x
+    }
+    /// The y coordinate.
+    pub const fn y(self) -> f64 {
+        self.y
+    }
+    /// The height (access-link latency).
+    pub const fn height(self) -> f64 {
+        self.height
+    }
     /// The estimated latency between two points, in milliseconds.
     #[inline]
     pub fn latency_ms(self, other: Self) -> f64 {

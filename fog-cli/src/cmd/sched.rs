@@ -5,7 +5,10 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
+use fog_sched::model::Cluster;
 use fog_sched::nsga2::{Nsga2, Nsga2Config, Zdt, ZdtKind, hypervolume_2d, igd};
+use fog_sched::placement::{Scheduler, Strategy};
+use fog_sched::synthetic;
 use serde_json::json;
 
 use crate::cli::GlobalArgs;
@@ -22,6 +25,56 @@ enum SchedCommand {
     /// Run NSGA-II on a ZDT problem over several seeds and print median
     /// hypervolume (reference 1.1, 1.1), IGD and time per generation
     Bench(BenchArgs),
+    /// Place a synthetic job stream on a synthetic cluster with the fast path
+    /// and print throughput, p99 decision time and capacity violations
+    Place(PlaceArgs),
+}
+
+#[derive(Debug, Args)]
+struct PlaceArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 10_000)]
+    nodes: usize,
+    /// Number of jobs.
+    #[arg(long, default_value_t = 10_000)]
+    jobs: usize,
+    /// Placement strategy.
+    #[arg(long, value_enum, default_value_t = StrategyName::Scored)]
+    strategy: StrategyName,
+    /// Seed of the synthetic cluster and jobs.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StrategyName {
+    Scored,
+    RoundRobin,
+    LeastLoaded,
+    LatencyFirst,
+    TrustFirst,
+    CostFirst,
+    Affinity,
+    Proximity,
+    PrivacyAware,
+    Random,
+}
+
+impl StrategyName {
+    fn strategy(self) -> Strategy {
+        match self {
+            StrategyName::Scored => Strategy::Scored,
+            StrategyName::RoundRobin => Strategy::RoundRobin,
+            StrategyName::LeastLoaded => Strategy::LeastLoaded,
+            StrategyName::LatencyFirst => Strategy::LatencyFirst,
+            StrategyName::TrustFirst => Strategy::TrustFirst,
+            StrategyName::CostFirst => Strategy::CostFirst,
+            StrategyName::Affinity => Strategy::Affinity,
+            StrategyName::Proximity => Strategy::Proximity,
+            StrategyName::PrivacyAware => Strategy::PrivacyAware,
+            StrategyName::Random => Strategy::Random,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +104,7 @@ enum ProblemName {
 pub(crate) fn run(args: SchedArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let document = match args.command {
         SchedCommand::Bench(b) => zdt_bench(&b)?,
+        SchedCommand::Place(p) => place_bench(&p)?,
     };
     emit(&document, global.json)
 }
@@ -118,5 +172,52 @@ fn zdt_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         "igd": median(&mut ig),
         "evaluations": median(&mut evals),
         "ms_per_generation": median(&mut ms),
+    }))
+}
+
+fn place_bench(args: &PlaceArgs) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(args.nodes > 0, "--nodes must be at least 1");
+    let cluster = Cluster::new(synthetic::nodes(args.nodes, args.seed));
+    let jobs = synthetic::jobs(args.jobs, 0, args.seed);
+    let mut scheduler = Scheduler::new(cluster, args.seed);
+    let strategy = args.strategy.strategy();
+    let mut times = Vec::with_capacity(jobs.len());
+    let mut placed = 0usize;
+    let mut violations = 0usize;
+    let start = Instant::now();
+    for job in &jobs {
+        let t = Instant::now();
+        let result = scheduler.place(job, strategy);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        if let Ok(p) = result {
+            placed += 1;
+            let cluster = scheduler.cluster();
+            let i = cluster
+                .node_index(p.node)
+                .context("placed on an unknown node")?;
+            if !cluster.used(i).fits_in(cluster.nodes()[i].capacity()) {
+                violations += 1;
+            }
+        }
+    }
+    let total = start.elapsed().as_secs_f64();
+    if !scheduler.cluster().within_capacity() {
+        violations += 1;
+    }
+    times.sort_by(f64::total_cmp);
+    let p99 = times
+        .get(((times.len() as f64 * 0.99).ceil() as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or(0.0);
+    Ok(json!({
+        "nodes": args.nodes,
+        "jobs": args.jobs,
+        "strategy": format!("{:?}", args.strategy),
+        "placed": placed,
+        "unplaced": jobs.len() - placed,
+        "placements_per_s": if total > 0.0 { jobs.len() as f64 / total } else { 0.0 },
+        "decision_p50_ms": median(&mut times.clone()),
+        "decision_p99_ms": p99,
+        "capacity_violations": violations,
     }))
 }
