@@ -19,11 +19,15 @@
 //! # Ok::<(), fog_sched::SchedError>(())
 //! ```
 
+pub mod dag;
 pub mod error;
+pub mod gang;
 pub mod market;
 pub mod model;
 pub mod nsga2;
 pub mod placement;
+pub mod preempt;
+pub mod reputation;
 mod rng;
 pub mod synthetic;
 

@@ -570,6 +570,10 @@ impl Cluster {
     pub fn placement_of(&self, job: JobId) -> Option<NodeId> {
         self.placed.get(&job).map(|&(i, _)| self.nodes[i].id)
     }
+    /// The resources a placed job holds.
+    pub fn placed_resources(&self, job: JobId) -> Option<Resources> {
+        self.placed.get(&job).map(|&(_, r)| r)
+    }
     /// Number of placed jobs.
     pub fn placed_count(&self) -> usize {
         self.placed.len()
