@@ -156,14 +156,15 @@ proptest! {
     #[test]
     fn both_sorts_agree(
         points in prop::collection::vec((0u8..6, 0u8..6, 0u8..6, 0u8..3), 1..300),
+        m in 2usize..4,
     ) {
         let f: Vec<f64> = points
             .iter()
-            .flat_map(|&(a, b, c, _)| [f64::from(a), f64::from(b), f64::from(c)])
+            .flat_map(|&(a, b, c, _)| [f64::from(a), f64::from(b), f64::from(c)][..m].to_vec())
             .collect();
         let cv: Vec<f64> = points.iter().map(|&(_, _, _, v)| f64::from(v)).collect();
-        let (deb, _) = non_dominated_sort(&f, 3, &cv, SortAlgorithm::FastNonDominated);
-        let (ens, _) = non_dominated_sort(&f, 3, &cv, SortAlgorithm::EfficientBinary);
+        let (deb, _) = non_dominated_sort(&f, m, &cv, SortAlgorithm::FastNonDominated);
+        let (ens, _) = non_dominated_sort(&f, m, &cv, SortAlgorithm::EfficientBinary);
         prop_assert_eq!(deb, ens);
     }
 }

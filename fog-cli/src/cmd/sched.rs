@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use fog_sched::dag::DagProblem;
 use fog_sched::model::Cluster;
-use fog_sched::nsga2::{Nsga2, Nsga2Config, Zdt, ZdtKind, hypervolume_2d, igd};
+use fog_sched::nsga2::{Nsga2, Nsga2Config, Truncation, Zdt, ZdtKind, hypervolume_2d, igd};
 use fog_sched::placement::{Scheduler, Strategy};
 use fog_sched::synthetic;
 use serde_json::json;
@@ -118,6 +118,16 @@ struct BenchArgs {
     /// Population size.
     #[arg(long, default_value_t = 100)]
     population: usize,
+    /// How survival cuts the last front: `pcd` (pruning crowding distance,
+    /// fog's default) or `cd` (one-shot crowding distance, pymoo's default).
+    #[arg(long, value_enum, default_value_t = Crowding::Pcd)]
+    crowding: Crowding,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Crowding {
+    Cd,
+    Pcd,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -172,15 +182,24 @@ fn zdt_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     let problem = Zdt::new(kind);
     let reference = problem.true_front(1000);
     let (mut hv, mut ig, mut ms, mut evals) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut cpu = Vec::new();
     for seed in 0..args.seeds {
         let mut config = Nsga2Config::with_seed(seed);
         config.max_evaluations = args.evaluations;
         config.population = args.population;
+        config.truncation = match args.crowding {
+            Crowding::Cd => Truncation::Crowding,
+            Crowding::Pcd => Truncation::PruningCrowding,
+        };
+        let cpu_start = thread_cpu_ms();
         let start = Instant::now();
         let outcome = Nsga2::new(config)
             .run(&problem)
             .context("nsga-ii run failed")?;
         let elapsed = start.elapsed().as_secs_f64() * 1e3;
+        if let (Some(a), Some(b)) = (cpu_start, thread_cpu_ms()) {
+            cpu.push((b - a) / outcome.generations().max(1) as f64);
+        }
         let front: Vec<Vec<f64>> = outcome
             .front()
             .iter()
@@ -199,8 +218,18 @@ fn zdt_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         "hypervolume": median(&mut hv),
         "igd": median(&mut ig),
         "evaluations": median(&mut evals),
+        "crowding": format!("{:?}", args.crowding).to_lowercase(),
         "ms_per_generation": median(&mut ms),
+        "cpu_ms_per_generation": if cpu.is_empty() { serde_json::Value::Null } else { json!(median(&mut cpu)) },
     }))
+}
+
+/// CPU time of the calling thread in milliseconds (Linux schedstat), so
+/// that a loaded machine does not inflate the figure; `None` elsewhere.
+fn thread_cpu_ms() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e6)
 }
 
 fn place_bench(args: &PlaceArgs) -> anyhow::Result<serde_json::Value> {
@@ -309,6 +338,7 @@ pub(crate) fn bench(global: &GlobalArgs) -> anyhow::Result<()> {
             seeds: 11,
             evaluations: 25_000,
             population: 100,
+            crowding: Crowding::Pcd,
         };
         let name = format!("{problem:?}").to_lowercase();
         zdt.insert(name, zdt_bench(&args)?);

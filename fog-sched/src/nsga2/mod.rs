@@ -22,6 +22,21 @@ pub use zdt::{Zdt, ZdtKind};
 use crate::error::{Result, SchedError};
 use crate::rng::SeededRng;
 
+/// How survival cuts the last front that fits only in part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Truncation {
+    /// Deb et al. 2002: keep the largest crowding distances computed once
+    /// (pymoo's `crowding_func="cd"`, its default).
+    Crowding,
+    /// Remove the most crowded solution one at a time, updating its
+    /// neighbours' distances after each removal (pymoo's
+    /// `crowding_func="pcd"`; Kukkonen and Deb 2006). Better spread, so a
+    /// higher hypervolume, at almost no cost.
+    #[default]
+    PruningCrowding,
+}
+
 /// The decision variables of a problem.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -67,8 +82,8 @@ pub trait Problem: Sync {
 
 /// NSGA-II settings. The defaults are pymoo's: population 100, as many
 /// offspring, SBX with η = 15 and probability 0.9 (each variable crossing
-/// with probability 0.5), polynomial mutation with η = 20 and a per-variable
-/// probability of 1/n, and 25,000 evaluations.
+/// with probability 0.5), polynomial mutation of 90% of the children with
+/// η = 20 and a per-variable probability of 1/n, and 25,000 evaluations.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Nsga2Config {
@@ -82,10 +97,17 @@ pub struct Nsga2Config {
     pub sbx_eta: f64,
     /// SBX per-variable probability.
     pub sbx_var_prob: f64,
+    /// Probability that a child is mutated at all (pymoo's `PM(prob=0.9)`).
+    pub mutation_prob: f64,
     /// Polynomial mutation distribution index η.
     pub mutation_eta: f64,
     /// Per-variable mutation probability; `None` means `min(0.5, 1/n)`.
     pub mutation_var_prob: Option<f64>,
+    /// Whether a child equal to a parent or an earlier child is discarded
+    /// and bred again (pymoo's `eliminate_duplicates=True`).
+    pub eliminate_duplicates: bool,
+    /// How the last front that fits only in part is cut.
+    pub truncation: Truncation,
     /// Seed of the random stream.
     pub seed: u64,
     /// Threads used to evaluate offspring (1 = the calling thread only).
@@ -105,8 +127,11 @@ impl Default for Nsga2Config {
             crossover_prob: 0.9,
             sbx_eta: 15.0,
             sbx_var_prob: 0.5,
+            mutation_prob: 0.9,
             mutation_eta: 20.0,
             mutation_var_prob: None,
+            eliminate_duplicates: true,
+            truncation: Truncation::PruningCrowding,
             seed: 0,
             threads: 1,
             sort: SortAlgorithm::Auto,
@@ -264,6 +289,9 @@ impl Nsga2 {
         let mut generations = 0;
         let mut order: Vec<usize> = Vec::with_capacity(2 * size);
         let mut merged_crowd = vec![0.0; 2 * size];
+        let (mut c1, mut c2) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut seen: std::collections::HashSet<u64> =
+            std::collections::HashSet::with_capacity(2 * size);
         while evaluations + size <= cfg.max_evaluations.max(size)
             && evaluations < cfg.max_evaluations
         {
@@ -285,11 +313,22 @@ impl Nsga2 {
                 let b = draw();
                 tournament(a, b, &pop, m, &rank, &crowd, rng)
             };
-            for _ in 0..size / 2 {
+            // Hashes of the rows already in `merged` (parents and accepted
+            // children), for duplicate elimination.
+            seen.clear();
+            if cfg.eliminate_duplicates {
+                seen.extend((0..size).map(|i| row_hash(&pop.x[i * n..(i + 1) * n])));
+            }
+            let mut produced = 0;
+            let mut attempts = 0;
+            while produced < size {
+                attempts += 1;
                 let p1 = pick(&mut rng);
                 let p2 = pick(&mut rng);
-                let mut c1 = pop.x[p1 * n..(p1 + 1) * n].to_vec();
-                let mut c2 = pop.x[p2 * n..(p2 + 1) * n].to_vec();
+                c1.clear();
+                c1.extend_from_slice(&pop.x[p1 * n..(p1 + 1) * n]);
+                c2.clear();
+                c2.extend_from_slice(&pop.x[p2 * n..(p2 + 1) * n]);
                 let cross = rng.chance(cfg.crossover_prob);
                 match &vars {
                     Variables::Real(bounds) => {
@@ -303,33 +342,48 @@ impl Nsga2 {
                                 &mut rng,
                             );
                         }
-                        operators::polynomial_mutation(
-                            &mut c1,
-                            bounds,
-                            cfg.mutation_eta,
-                            pm,
-                            &mut rng,
-                        );
-                        operators::polynomial_mutation(
-                            &mut c2,
-                            bounds,
-                            cfg.mutation_eta,
-                            pm,
-                            &mut rng,
-                        );
+                        for c in [&mut c1, &mut c2] {
+                            if rng.chance(cfg.mutation_prob) {
+                                operators::polynomial_mutation(
+                                    c,
+                                    bounds,
+                                    cfg.mutation_eta,
+                                    pm,
+                                    &mut rng,
+                                );
+                            }
+                        }
                     }
                     Variables::Integer(upper) => {
                         if cross {
                             operators::uniform_crossover(&mut c1, &mut c2, &mut rng);
                         }
-                        operators::reset_mutation(&mut c1, upper, pm, &mut rng);
-                        operators::reset_mutation(&mut c2, upper, pm, &mut rng);
+                        for c in [&mut c1, &mut c2] {
+                            if rng.chance(cfg.mutation_prob) {
+                                operators::reset_mutation(c, upper, pm, &mut rng);
+                            }
+                        }
                     }
                 }
                 problem.repair(&mut c1);
                 problem.repair(&mut c2);
-                merged.x.extend_from_slice(&c1);
-                merged.x.extend_from_slice(&c2);
+                for child in [&c1, &c2] {
+                    if produced == size {
+                        break;
+                    }
+                    // Like pymoo, breed again for duplicates, but give up after
+                    // ten rounds' worth of pairs (a small integer space may
+                    // hold fewer distinct solutions than the population).
+                    if cfg.eliminate_duplicates && attempts <= 5 * size {
+                        let h = row_hash(child);
+                        if seen.contains(&h) && is_duplicate(child, &merged.x, n, size + produced) {
+                            continue;
+                        }
+                        seen.insert(h);
+                    }
+                    merged.x.extend_from_slice(child);
+                    produced += 1;
+                }
             }
             merged.f[..size * m].copy_from_slice(&pop.f);
             merged.cv[..size].copy_from_slice(&pop.cv);
@@ -348,8 +402,23 @@ impl Nsga2 {
                     let mut last = front.clone();
                     // Random tie-breaking among equal distances, as pymoo.
                     shuffle(&mut last, &mut rng);
-                    last.sort_by(|&a, &b| merged_crowd[b].total_cmp(&merged_crowd[a]));
-                    order.extend_from_slice(&last[..size - order.len()]);
+                    let keep = size - order.len();
+                    match cfg.truncation {
+                        Truncation::Crowding => {
+                            last.sort_by(|&a, &b| merged_crowd[b].total_cmp(&merged_crowd[a]));
+                            order.extend_from_slice(&last[..keep]);
+                        }
+                        Truncation::PruningCrowding => {
+                            let kept = sort::prune_by_crowding(
+                                &merged.f,
+                                m,
+                                &last,
+                                keep,
+                                &mut merged_crowd,
+                            );
+                            order.extend_from_slice(&kept);
+                        }
+                    }
                 }
                 if order.len() == size {
                     break;
@@ -409,6 +478,18 @@ fn random_x(vars: &Variables, rng: &mut SeededRng) -> Vec<f64> {
         Variables::Real(b) => b.iter().map(|&(l, u)| l + rng.unit() * (u - l)).collect(),
         Variables::Integer(up) => up.iter().map(|&u| rng.below(u as usize) as f64).collect(),
     }
+}
+
+/// A hash of a row's exact bits (FNV-1a over the words).
+fn row_hash(x: &[f64]) -> u64 {
+    x.iter().fold(0xcbf2_9ce4_8422_2325, |h, v| {
+        (h ^ v.to_bits()).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Whether `x` equals one of the first `rows` rows of `all`.
+fn is_duplicate(x: &[f64], all: &[f64], n: usize, rows: usize) -> bool {
+    (0..rows).any(|r| all[r * n..(r + 1) * n] == *x)
 }
 
 fn shuffle(v: &mut [usize], rng: &mut SeededRng) {

@@ -2,6 +2,46 @@
 
 use crate::rng::SeededRng;
 
+/// `x^p` for a fixed `p`: exponentiation by squaring when `p` is a small
+/// whole number (pymoo's η = 15 and 20 give 16 and 21) and repeated square
+/// roots when `p` is the inverse of a power of two (1/16 for η = 15), both
+/// several times faster than `powf`; `powf` otherwise.
+#[derive(Clone, Copy)]
+struct Power {
+    p: f64,
+    whole: Option<u32>,
+    roots: Option<u32>,
+}
+
+impl Power {
+    fn new(p: f64) -> Self {
+        let whole = (p.fract() == 0.0 && (1.0..=64.0).contains(&p)).then_some(p as u32);
+        let inv = 1.0 / p;
+        let roots = (inv.fract() == 0.0 && (inv as u32).is_power_of_two() && inv <= 64.0)
+            .then_some((inv as u32).trailing_zeros());
+        Self { p, whole, roots }
+    }
+
+    #[inline]
+    fn of(self, x: f64) -> f64 {
+        if let Some(mut n) = self.whole {
+            let (mut base, mut acc) = (x, 1.0);
+            while n > 0 {
+                if n & 1 == 1 {
+                    acc *= base;
+                }
+                base *= base;
+                n >>= 1;
+            }
+            acc
+        } else if let Some(k) = self.roots {
+            (0..k).fold(x, |v, _| v.sqrt())
+        } else {
+            x.powf(self.p)
+        }
+    }
+}
+
 /// Simulated binary crossover (Deb and Agrawal 1995, bounded form as in
 /// pymoo): each variable crosses with probability `var_prob` (pymoo 0.5)
 /// when the parents differ; the two children are swapped per variable with
@@ -14,7 +54,8 @@ pub(crate) fn sbx(
     var_prob: f64,
     rng: &mut SeededRng,
 ) {
-    let exp = 1.0 / (eta + 1.0);
+    let power = Power::new(eta + 1.0);
+    let root = Power::new(1.0 / (eta + 1.0));
     for (k, &(xl, xu)) in bounds.iter().enumerate() {
         if !rng.chance(var_prob) {
             continue;
@@ -27,11 +68,11 @@ pub(crate) fn sbx(
         let delta = y2 - y1;
         let u = rng.unit();
         let betaq = |beta: f64| {
-            let alpha = 2.0 - beta.powf(-(eta + 1.0));
+            let alpha = 2.0 - 1.0 / power.of(beta);
             if u <= 1.0 / alpha {
-                (u * alpha).powf(exp)
+                root.of(u * alpha)
             } else {
-                (1.0 / (2.0 - u * alpha)).powf(exp)
+                root.of(1.0 / (2.0 - u * alpha))
             }
         };
         let bq1 = betaq(1.0 + 2.0 * (y1 - xl) / delta);
@@ -57,7 +98,8 @@ pub(crate) fn polynomial_mutation(
     var_prob: f64,
     rng: &mut SeededRng,
 ) {
-    let exp = 1.0 / (eta + 1.0);
+    let power = Power::new(eta + 1.0);
+    let root = Power::new(1.0 / (eta + 1.0));
     for (k, &(xl, xu)) in bounds.iter().enumerate() {
         if !rng.chance(var_prob) {
             continue;
@@ -71,11 +113,11 @@ pub(crate) fn polynomial_mutation(
         let d2 = (xu - y) / range;
         let u = rng.unit();
         let deltaq = if u <= 0.5 {
-            let v = 2.0 * u + (1.0 - 2.0 * u) * (1.0 - d1).powf(eta + 1.0);
-            v.powf(exp) - 1.0
+            let v = 2.0 * u + (1.0 - 2.0 * u) * power.of(1.0 - d1);
+            root.of(v) - 1.0
         } else {
-            let v = 2.0 * (1.0 - u) + 2.0 * (u - 0.5) * (1.0 - d2).powf(eta + 1.0);
-            1.0 - v.powf(exp)
+            let v = 2.0 * (1.0 - u) + 2.0 * (u - 0.5) * power.of(1.0 - d2);
+            1.0 - root.of(v)
         };
         x[k] = (y + deltaq * range).clamp(xl, xu);
     }

@@ -10,7 +10,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SortAlgorithm {
-    /// ENS-BS above 256 solutions, Deb's sort below.
+    /// ENS-BS above 64 solutions, Deb's sort below.
     #[default]
     Auto,
     /// Deb et al. 2002, fast non-dominated sort.
@@ -58,7 +58,7 @@ pub fn non_dominated_sort(
 ) -> (Vec<usize>, Vec<Vec<usize>>) {
     let n = cv.len();
     let use_ens = match algorithm {
-        SortAlgorithm::Auto => n > 256,
+        SortAlgorithm::Auto => n > 64,
         SortAlgorithm::FastNonDominated => false,
         SortAlgorithm::EfficientBinary => true,
     };
@@ -133,6 +133,17 @@ fn ens_bs(f: &[f64], m: usize, cv: &[f64]) -> Vec<Vec<usize>> {
     let mut fronts: Vec<Vec<usize>> = Vec::new();
     for &s in &order {
         let dominated_in = |front: &Vec<usize>| {
+            if m == 2 {
+                // Two objectives: a front's members share one violation and,
+                // in presorted order, have falling f2; only the last one
+                // can dominate `s` (Jensen's observation).
+                let t = *front.last().expect("fronts are never empty");
+                return if cv[s] > 0.0 || cv[t] > 0.0 {
+                    cv[t] < cv[s]
+                } else {
+                    pareto_dominates(row(f, m, t), row(f, m, s))
+                };
+            }
             front
                 .iter()
                 .rev()
@@ -191,4 +202,88 @@ pub fn crowding_distance(f: &[f64], m: usize, front: &[usize], out: &mut [f64]) 
             }
         }
     }
+}
+
+/// Keeps `keep` solutions of `front` by removing, one at a time, the one
+/// with the smallest crowding distance and updating the distances of its
+/// neighbours (each objective keeps a linked list in sorted order, so a
+/// removal costs O(M)). Ties go to the earliest position in `front`.
+/// Writes the final distances of the kept solutions into `out`.
+pub(crate) fn prune_by_crowding(
+    f: &[f64],
+    m: usize,
+    front: &[usize],
+    keep: usize,
+    out: &mut [f64],
+) -> Vec<usize> {
+    let k = front.len();
+    if keep >= k {
+        return front.to_vec();
+    }
+    const NONE: usize = usize::MAX;
+    // prev/next per objective, over positions 0..k of `front`.
+    let mut prev = vec![NONE; k * m];
+    let mut next = vec![NONE; k * m];
+    let mut range = vec![0.0; m];
+    let mut sorted: Vec<usize> = (0..k).collect();
+    for j in 0..m {
+        let val = |p: usize| f[front[p] * m + j];
+        sorted.sort_by(|&a, &b| val(a).total_cmp(&val(b)).then(a.cmp(&b)));
+        range[j] = val(sorted[k - 1]) - val(sorted[0]);
+        for w in 0..k {
+            prev[sorted[w] * m + j] = if w == 0 { NONE } else { sorted[w - 1] };
+            next[sorted[w] * m + j] = if w + 1 == k { NONE } else { sorted[w + 1] };
+        }
+    }
+    let distance = |p: usize, prev: &[usize], next: &[usize]| -> f64 {
+        let mut d = 0.0;
+        for j in 0..m {
+            let (a, b) = (prev[p * m + j], next[p * m + j]);
+            if a == NONE || b == NONE {
+                return f64::INFINITY;
+            }
+            if range[j] > 0.0 && range[j].is_finite() {
+                d += (f[front[b] * m + j] - f[front[a] * m + j]) / range[j];
+            }
+        }
+        d
+    };
+    let mut dist: Vec<f64> = (0..k).map(|p| distance(p, &prev, &next)).collect();
+    let mut alive = vec![true; k];
+    for _ in 0..k - keep {
+        let mut victim = NONE;
+        for p in 0..k {
+            if alive[p] && (victim == NONE || dist[p] < dist[victim]) {
+                victim = p;
+            }
+        }
+        alive[victim] = false;
+        let mut touched = [NONE; 16];
+        let mut count = 0;
+        for j in 0..m {
+            let (a, b) = (prev[victim * m + j], next[victim * m + j]);
+            if a != NONE {
+                next[a * m + j] = b;
+            }
+            if b != NONE {
+                prev[b * m + j] = a;
+            }
+            for q in [a, b] {
+                if q != NONE && count < touched.len() {
+                    touched[count] = q;
+                    count += 1;
+                } else if q != NONE {
+                    dist[q] = distance(q, &prev, &next);
+                }
+            }
+        }
+        for &q in &touched[..count] {
+            dist[q] = distance(q, &prev, &next);
+        }
+    }
+    let kept: Vec<usize> = (0..k).filter(|&p| alive[p]).map(|p| front[p]).collect();
+    for p in (0..k).filter(|&p| alive[p]) {
+        out[front[p]] = dist[p];
+    }
+    kept
 }
