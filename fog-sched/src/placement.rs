@@ -179,6 +179,8 @@ pub struct Scheduler {
     latency_ref: f64,
     price_ref: f64,
     statics: Vec<NodeStatic>,
+    score_limit: Option<usize>,
+    scan_start: usize,
 }
 
 /// Per-node values the fast path reads in its scan, laid out compactly.
@@ -191,8 +193,33 @@ struct NodeStatic {
     inv_cap: [f64; 3],
     price_norm: f64,
     distrust: f64,
+    /// `trust × distrust + cost × price_norm` under the S, A and B weights.
+    fixed: [f64; 3],
+    /// Mirror of the cluster's `used` for this node (kept in step by every
+    /// change made through the scheduler).
+    used: [u64; 3],
     tier: u8,
     privacy: u8,
+}
+
+impl NodeStatic {
+    fn refresh_fixed(&mut self) {
+        for (k, class) in [SlaClass::S, SlaClass::A, SlaClass::B]
+            .into_iter()
+            .enumerate()
+        {
+            let w = Weights::for_class(class);
+            self.fixed[k] = w.trust * self.distrust + w.cost * self.price_norm;
+        }
+    }
+}
+
+fn class_index(class: SlaClass) -> usize {
+    match class {
+        SlaClass::S => 0,
+        SlaClass::A => 1,
+        SlaClass::B => 2,
+    }
 }
 
 impl Scheduler {
@@ -207,6 +234,8 @@ impl Scheduler {
             latency_ref: 1.0,
             price_ref: 1.0,
             statics: Vec::new(),
+            score_limit: None,
+            scan_start: 0,
         };
         s.refresh_scales();
         s
@@ -238,10 +267,12 @@ impl Scheduler {
         };
         self.statics = nodes
             .iter()
-            .map(|n| {
+            .enumerate()
+            .map(|(i, n)| {
                 let c = n.capacity();
                 let p = n.coordinates();
-                NodeStatic {
+                let u = self.cluster.used(i);
+                let mut st = NodeStatic {
                     x: p.x(),
                     y: p.y(),
                     height: p.height(),
@@ -249,9 +280,13 @@ impl Scheduler {
                     inv_cap: [inv(c.cpu_millis()), inv(c.memory_mib()), inv(c.gpus())],
                     price_norm: n.price() / self.price_ref,
                     distrust: 1.0 - n.reputation(),
+                    fixed: [0.0; 3],
+                    used: [u.cpu_millis(), u.memory_mib(), u.gpus()],
                     tier: n.tier().index() as u8,
                     privacy: n.max_privacy() as u8,
-                }
+                };
+                st.refresh_fixed();
+                st
             })
             .collect();
     }
@@ -276,13 +311,14 @@ impl Scheduler {
         self.cluster.set_reputation(node, reputation)?;
         if let Some(i) = self.cluster.node_index(node) {
             self.statics[i].distrust = 1.0 - self.cluster.nodes()[i].reputation();
+            self.statics[i].refresh_fixed();
         }
         Ok(())
     }
 
     /// The scored fast path: one pass over compact per-node data, the same
     /// score as [`Scheduler::weighted_score`].
-    fn scored_scan(&self, job: &Job) -> Option<usize> {
+    fn scored_scan(&mut self, job: &Job) -> Option<usize> {
         let w = Weights::for_class(job.class());
         let (_, market_ref) = self.refs(job);
         let hours = job.duration_s() / 3600.0;
@@ -295,13 +331,19 @@ impl Scheduler {
         let origin = job.origin();
         let (ox, oy, oh) = (origin.x(), origin.y(), origin.height());
         let lat_scale = w.latency / (2.0 * self.latency_ref);
+        let class = class_index(job.class());
+        let n = self.statics.len();
+        let limit = self.score_limit.unwrap_or(n).max(1);
+        let start = if limit < n { self.scan_start % n } else { 0 };
         let mut best = (usize::MAX, f64::INFINITY);
-        for (i, st) in self.statics.iter().enumerate() {
-            let u = self.cluster.used(i);
+        let mut found = 0;
+        let mut stop = start;
+        for i in (start..n).chain(0..start) {
+            let st = &self.statics[i];
             let after = [
-                u.cpu_millis() + need[0],
-                u.memory_mib() + need[1],
-                u.gpus() + need[2],
+                st.used[0] + need[0],
+                st.used[1] + need[1],
+                st.used[2] + need[2],
             ];
             if after[0] > st.cap[0]
                 || after[1] > st.cap[1]
@@ -317,21 +359,43 @@ impl Scheduler {
             let dx = ox - st.x;
             let dy = oy - st.y;
             let latency = ((dx * dx + dy * dy).sqrt() + oh + st.height) * (1.0 + load.min(1.0));
-            let score = lat_scale * latency
-                + w.load * load
-                + w.trust * st.distrust
-                + w.cost * st.price_norm
-                + market[st.tier as usize];
+            let score =
+                lat_scale * latency + w.load * load + st.fixed[class] + market[st.tier as usize];
             if score < best.1 {
                 best = (i, score);
             }
+            found += 1;
+            if found >= limit {
+                stop = i + 1;
+                break;
+            }
         }
+        self.scan_start = stop;
         (best.0 != usize::MAX).then_some(best.0)
+    }
+
+    /// Scores at most `limit` feasible nodes per decision in the scored fast
+    /// path, starting where the previous decision stopped (Kubernetes'
+    /// `percentageOfNodesToScore`); `None` (the default) scores every node.
+    /// [`kubernetes_score_limit`] gives Kubernetes' adaptive value.
+    pub fn with_score_limit(mut self, limit: Option<usize>) -> Self {
+        self.score_limit = limit;
+        self
+    }
+
+    /// Copies the cluster's usage of `node` into the scan mirror.
+    fn sync(&mut self, node: NodeId) {
+        if let Some(i) = self.cluster.node_index(node) {
+            let u = self.cluster.used(i);
+            self.statics[i].used = [u.cpu_millis(), u.memory_mib(), u.gpus()];
+        }
     }
 
     /// Frees a finished or evicted job's resources.
     pub fn release(&mut self, job: JobId) -> Result<NodeId> {
-        self.cluster.release(job)
+        let node = self.cluster.release(job)?;
+        self.sync(node);
+        Ok(node)
     }
 
     /// The objective values of `job` on node `index`.
@@ -376,6 +440,11 @@ impl Scheduler {
         if self.cluster.is_empty() {
             return Err(SchedError::EmptyCluster);
         }
+        if strategy == Strategy::Scored {
+            return self
+                .scored_scan(job)
+                .ok_or(SchedError::NoFeasibleNode(job.id()));
+        }
         let n = self.cluster.len();
         let cluster = &self.cluster;
         let feasible = |i: usize| cluster.is_feasible(job, i);
@@ -394,7 +463,8 @@ impl Scheduler {
         };
         let nodes = cluster.nodes();
         let chosen = match strategy {
-            Strategy::Scored => self.scored_scan(job),
+            // Handled above, without the shared borrow.
+            Strategy::Scored => None,
             Strategy::RoundRobin => {
                 let start = self.cursor;
                 (0..n).map(|k| (start + k) % n).find(|&i| feasible(i))
@@ -459,6 +529,7 @@ impl Scheduler {
         let objectives = self.objectives(job, index);
         let node = self.cluster.nodes()[index].id();
         self.cluster.assign(job, node)?;
+        self.sync(node);
         tracing::trace!(job = %job.id(), %node, ?strategy, "placed");
         Ok(Placement {
             job: job.id(),
@@ -559,10 +630,11 @@ impl Scheduler {
         for &(job, node) in &plan.assignments {
             if let Err(e) = self.cluster.assign(by_id[&job], node) {
                 for j in done {
-                    let _ = self.cluster.release(j);
+                    let _ = self.release(j);
                 }
                 return Err(e);
             }
+            self.sync(node);
             done.push(job);
         }
         Ok(BatchPlacement { front, chosen })
@@ -580,6 +652,13 @@ fn dominant(after: [u64; 3], inv_cap: [f64; 3]) -> f64 {
         }
     };
     share(0).max(share(1)).max(share(2))
+}
+
+/// Kubernetes' adaptive number of feasible nodes to score in a cluster of
+/// `nodes`: `max(5, 50 − nodes/125)` percent, at least 100 nodes.
+pub fn kubernetes_score_limit(nodes: usize) -> usize {
+    let percent = 50usize.saturating_sub(nodes / 125).max(5);
+    (nodes * percent / 100).max(100)
 }
 
 /// The plan with the lowest weighted sum of objectives normalised to the

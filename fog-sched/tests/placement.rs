@@ -183,8 +183,9 @@ proptest! {
         nodes in arb_nodes(),
         requests in prop::collection::vec((1u64..3000, 0u64..2048, 0u8..4, 0usize..10), 1..40),
         seed in 0u64..1000,
+        limit in prop::option::of(1usize..4),
     ) {
-        let mut s = Scheduler::new(Cluster::new(nodes), seed);
+        let mut s = Scheduler::new(Cluster::new(nodes), seed).with_score_limit(limit);
         for (k, (cpu, mem, privacy, strat)) in requests.into_iter().enumerate() {
             let job = Job::new(JobId::new(k as u64), Resources::new(cpu, mem, 0))
                 .with_privacy([
@@ -194,9 +195,17 @@ proptest! {
                     PrivacyLevel::Secret,
                 ][privacy as usize]);
             let strategy = Strategy::ALL[strat];
-            if let Ok(p) = s.place(&job, strategy) {
-                let node = &s.cluster().nodes()[s.cluster().node_index(p.node).unwrap()];
-                prop_assert!(job.privacy() <= node.max_privacy());
+            let fits_somewhere = (0..s.cluster().len()).any(|i| s.cluster().is_feasible(&job, i));
+            match s.place(&job, strategy) {
+                Ok(p) => {
+                    let node = &s.cluster().nodes()[s.cluster().node_index(p.node).unwrap()];
+                    prop_assert!(job.privacy() <= node.max_privacy());
+                    // Free half of what was placed again now and then.
+                    if k % 2 == 0 {
+                        s.release(job.id()).unwrap();
+                    }
+                }
+                Err(_) => prop_assert!(!fits_somewhere, "{strategy:?} missed a feasible node"),
             }
             prop_assert!(s.cluster().within_capacity());
         }
