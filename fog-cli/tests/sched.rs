@@ -103,3 +103,25 @@ fn dag_schedules_a_wfformat_file() {
     );
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn dag_front_trades_makespan_for_cost_on_a_60_task_workflow() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fog-sched/tests/data/layered-60.json"
+    );
+    let doc = json_of(&[
+        "sched",
+        "dag",
+        file,
+        "--nodes",
+        "4",
+        "--evaluations",
+        "2000",
+        "--json",
+    ]);
+    assert_eq!(doc["tasks"], 60);
+    assert!(doc["nsga_makespan"].as_f64().unwrap() <= doc["heft_makespan"].as_f64().unwrap());
+    assert!(doc["nsga_min_cost"].as_f64().unwrap() <= doc["heft_cost"].as_f64().unwrap());
+    assert!(doc["front_size"].as_u64().unwrap() > 1);
+}
