@@ -179,6 +179,7 @@ pub struct Scheduler {
     latency_ref: f64,
     price_ref: f64,
     statics: Vec<NodeStatic>,
+    hot: Vec<Hot>,
     score_limit: Option<usize>,
     scan_start: usize,
 }
@@ -198,11 +199,57 @@ struct NodeStatic {
     /// Mirror of the cluster's `used` for this node (kept in step by every
     /// change made through the scheduler).
     used: [u64; 3],
+    /// `used / capacity` per resource (0 where the capacity is 0).
+    used_share: [f64; 3],
     tier: u8,
     privacy: u8,
 }
 
+/// The 64 bytes per node that the scored scan reads (single precision:
+/// the score is a heuristic; the capacity check stays exact in integers and
+/// [`Cluster::assign`] has the last word).
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Hot {
+    /// Free capacity, saturated to `u32::MAX`.
+    free: [u32; 3],
+    x: f32,
+    y: f32,
+    height: f32,
+    used_share: [f32; 3],
+    inv_cap: [f32; 3],
+    fixed: [f32; 3],
+    tier: u8,
+    privacy: u8,
+}
+
+impl Hot {
+    fn of(st: &NodeStatic) -> Self {
+        let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Self {
+            free: [
+                sat(st.cap[0].saturating_sub(st.used[0])),
+                sat(st.cap[1].saturating_sub(st.used[1])),
+                sat(st.cap[2].saturating_sub(st.used[2])),
+            ],
+            x: st.x as f32,
+            y: st.y as f32,
+            height: st.height as f32,
+            used_share: st.used_share.map(|v| v as f32),
+            inv_cap: st.inv_cap.map(|v| v as f32),
+            fixed: st.fixed.map(|v| v as f32),
+            tier: st.tier,
+            privacy: st.privacy,
+        }
+    }
+}
+
 impl NodeStatic {
+    fn set_used(&mut self, used: [u64; 3]) {
+        self.used = used;
+        self.used_share = [0, 1, 2].map(|k| used[k] as f64 * self.inv_cap[k]);
+    }
+
     fn refresh_fixed(&mut self) {
         for (k, class) in [SlaClass::S, SlaClass::A, SlaClass::B]
             .into_iter()
@@ -234,6 +281,7 @@ impl Scheduler {
             latency_ref: 1.0,
             price_ref: 1.0,
             statics: Vec::new(),
+            hot: Vec::new(),
             score_limit: None,
             scan_start: 0,
         };
@@ -281,14 +329,17 @@ impl Scheduler {
                     price_norm: n.price() / self.price_ref,
                     distrust: 1.0 - n.reputation(),
                     fixed: [0.0; 3],
-                    used: [u.cpu_millis(), u.memory_mib(), u.gpus()],
+                    used: [0; 3],
+                    used_share: [0.0; 3],
                     tier: n.tier().index() as u8,
                     privacy: n.max_privacy() as u8,
                 };
                 st.refresh_fixed();
+                st.set_used([u.cpu_millis(), u.memory_mib(), u.gpus()]);
                 st
             })
             .collect();
+        self.hot = self.statics.iter().map(Hot::of).collect();
     }
 
     /// The cluster state.
@@ -312,6 +363,7 @@ impl Scheduler {
         if let Some(i) = self.cluster.node_index(node) {
             self.statics[i].distrust = 1.0 - self.cluster.nodes()[i].reputation();
             self.statics[i].refresh_fixed();
+            self.hot[i] = Hot::of(&self.statics[i]);
         }
         Ok(())
     }
@@ -335,39 +387,45 @@ impl Scheduler {
         let n = self.statics.len();
         let limit = self.score_limit.unwrap_or(n).max(1);
         let start = if limit < n { self.scan_start % n } else { 0 };
-        let mut best = (usize::MAX, f64::INFINITY);
+        let need_f = need.map(|v| v as f32);
+        let (ox, oy, oh) = (ox as f32, oy as f32, oh as f32);
+        let (lat_scale, w_load) = (lat_scale as f32, w.load as f32);
+        let market = market.map(|v| v as f32);
+        let mut best = (usize::MAX, f32::INFINITY);
         let mut found = 0;
         let mut stop = start;
-        for i in (start..n).chain(0..start) {
-            let st = &self.statics[i];
-            let after = [
-                st.used[0] + need[0],
-                st.used[1] + need[1],
-                st.used[2] + need[2],
-            ];
-            if after[0] > st.cap[0]
-                || after[1] > st.cap[1]
-                || after[2] > st.cap[2]
-                || privacy > st.privacy
-            {
-                continue;
-            }
-            if !simple && !self.cluster.is_feasible(job, i) {
-                continue;
-            }
-            let load = dominant(after, st.inv_cap);
-            let dx = ox - st.x;
-            let dy = oy - st.y;
-            let latency = ((dx * dx + dy * dy).sqrt() + oh + st.height) * (1.0 + load.min(1.0));
-            let score =
-                lat_scale * latency + w.load * load + st.fixed[class] + market[st.tier as usize];
-            if score < best.1 {
-                best = (i, score);
-            }
-            found += 1;
-            if found >= limit {
-                stop = i + 1;
-                break;
+        // The two halves of the rotated range as plain loops (a chained
+        // iterator keeps the compiler from tightening the body).
+        'scan: for (lo, hi) in [(start, n), (0, start)] {
+            for (i, h) in self.hot[lo..hi].iter().enumerate() {
+                let i = lo + i;
+                if u64::from(h.free[0]) < need[0]
+                    || u64::from(h.free[1]) < need[1]
+                    || u64::from(h.free[2]) < need[2]
+                    || privacy > h.privacy
+                {
+                    continue;
+                }
+                if !simple && !self.cluster.is_feasible(job, i) {
+                    continue;
+                }
+                // Dominant share after placement.
+                let load = (h.used_share[0] + need_f[0] * h.inv_cap[0])
+                    .max(h.used_share[1] + need_f[1] * h.inv_cap[1])
+                    .max(h.used_share[2] + need_f[2] * h.inv_cap[2]);
+                let dx = ox - h.x;
+                let dy = oy - h.y;
+                let latency = ((dx * dx + dy * dy).sqrt() + oh + h.height) * (1.0 + load.min(1.0));
+                let score =
+                    lat_scale * latency + w_load * load + h.fixed[class] + market[h.tier as usize];
+                if score < best.1 {
+                    best = (i, score);
+                }
+                found += 1;
+                if found >= limit {
+                    stop = i + 1;
+                    break 'scan;
+                }
             }
         }
         self.scan_start = stop;
@@ -387,7 +445,8 @@ impl Scheduler {
     fn sync(&mut self, node: NodeId) {
         if let Some(i) = self.cluster.node_index(node) {
             let u = self.cluster.used(i);
-            self.statics[i].used = [u.cpu_millis(), u.memory_mib(), u.gpus()];
+            self.statics[i].set_used([u.cpu_millis(), u.memory_mib(), u.gpus()]);
+            self.hot[i] = Hot::of(&self.statics[i]);
         }
     }
 
@@ -639,19 +698,6 @@ impl Scheduler {
         }
         Ok(BatchPlacement { front, chosen })
     }
-}
-
-#[inline]
-fn dominant(after: [u64; 3], inv_cap: [f64; 3]) -> f64 {
-    // A zero capacity has an infinite inverse; 0 × ∞ is NaN, so skip zeros.
-    let share = |k: usize| {
-        if after[k] == 0 {
-            0.0
-        } else {
-            after[k] as f64 * inv_cap[k]
-        }
-    };
-    share(0).max(share(1)).max(share(2))
 }
 
 /// Kubernetes' adaptive number of feasible nodes to score in a cluster of
