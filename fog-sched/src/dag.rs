@@ -208,10 +208,37 @@ impl DagProblem {
         self.list_schedule(&order, None)
     }
 
-    /// Schedules tasks in `order` (which must be topological) on the given
-    /// processors (`assignment[t]`), each as early as possible with insertion.
-    pub fn schedule_with(&self, order: &[usize], assignment: &[usize]) -> Schedule {
-        self.list_schedule(order, Some(assignment))
+    /// Schedules tasks in `order` on the given processors (`assignment[t]`),
+    /// each as early as possible with insertion. Refuses an order that is
+    /// not a topological permutation of the tasks and an assignment of the
+    /// wrong length or naming a processor that does not exist.
+    pub fn schedule_with(&self, order: &[usize], assignment: &[usize]) -> Result<Schedule> {
+        let n = self.tasks();
+        if order.len() != n || assignment.len() != n {
+            return Err(SchedError::InvalidGraph(
+                "order and assignment need one entry per task".into(),
+            ));
+        }
+        if assignment.iter().any(|&q| q >= self.processors()) {
+            return Err(SchedError::InvalidGraph("unknown processor".into()));
+        }
+        let mut position = vec![usize::MAX; n];
+        for (k, &t) in order.iter().enumerate() {
+            if t >= n || position[t] != usize::MAX {
+                return Err(SchedError::InvalidGraph(
+                    "order is not a permutation".into(),
+                ));
+            }
+            position[t] = k;
+        }
+        if (0..n).any(|t| {
+            self.preds[t]
+                .iter()
+                .any(|&(a, _)| position[a] > position[t])
+        }) {
+            return Err(SchedError::InvalidGraph("order is not topological".into()));
+        }
+        Ok(self.list_schedule(order, Some(assignment)))
     }
 
     fn list_schedule(&self, order: &[usize], assignment: Option<&[usize]>) -> Schedule {
@@ -327,6 +354,7 @@ impl DagProblem {
             .flat_map(|(i, t)| [(t.id.as_str(), i), (t.name.as_str(), i)])
             .collect();
         let mut edges = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (child, t) in tasks.iter().enumerate() {
             for parent in &t.parents {
                 let &p = index.get(parent.as_str()).ok_or_else(|| {
@@ -335,7 +363,7 @@ impl DagProblem {
                         t.id
                     ))
                 })?;
-                if edges.iter().any(|&(a, b, _)| a == p && b == child) {
+                if !seen.insert((p, child)) {
                     continue;
                 }
                 let data: f64 = tasks[p]
@@ -502,7 +530,9 @@ struct DagNsga<'a> {
 impl DagNsga<'_> {
     fn decode(&self, x: &[f64]) -> Schedule {
         let assignment: Vec<usize> = x.iter().map(|&g| g as usize).collect();
-        self.dag.schedule_with(self.order, &assignment)
+        // Genes are in range and the order is HEFT's, so this is the
+        // unchecked path.
+        self.dag.list_schedule(self.order, Some(&assignment))
     }
 }
 

@@ -216,6 +216,18 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
+    fn wfformat_reader_never_panics(text in ".{0,400}", tail in prop::collection::vec(any::<u8>(), 0..64)) {
+        let _ = DagProblem::from_wfformat(&text, &[1.0], vec![1.0], 1.0);
+        // Valid framing with junk inside.
+        let doc = format!(
+            r#"{{"workflow": {{"tasks": [{{"name": "a", "parents": [{}], "runtime": {}}}]}}}}"#,
+            String::from_utf8_lossy(&tail).escape_debug(),
+            tail.len()
+        );
+        let _ = DagProblem::from_wfformat(&doc, &[1.0, 2.0], vec![1.0, 1.0], 1.0);
+    }
+
+    #[test]
     fn dag_order_is_respected(dag in arb_dag(), seed in 0u64..1000) {
         assert_valid(&dag, &dag.heft());
         let mut config = Nsga2Config::with_seed(seed);
@@ -225,4 +237,22 @@ proptest! {
             assert_valid(&dag, &s);
         }
     }
+}
+
+#[test]
+fn schedule_with_checks_its_input() {
+    let dag = topcuoglu();
+    let order = dag.heft_order();
+    let heft = dag.heft();
+    let assignment: Vec<usize> = heft.slots.iter().map(|s| s.processor).collect();
+    assert_eq!(
+        dag.schedule_with(&order, &assignment).unwrap().makespan,
+        80.0
+    );
+    let mut reversed = order.clone();
+    reversed.reverse();
+    assert!(dag.schedule_with(&reversed, &assignment).is_err());
+    assert!(dag.schedule_with(&order, &[0; 3]).is_err());
+    assert!(dag.schedule_with(&order, &[7; 10]).is_err());
+    assert!(dag.schedule_with(&[0; 10], &assignment).is_err());
 }
