@@ -368,6 +368,22 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Copies every stored reputation of a node in the cluster into the
+    /// scheduler; returns how many nodes were updated.
+    pub fn refresh_reputation(
+        &mut self,
+        store: &crate::reputation::ReputationStore,
+    ) -> Result<usize> {
+        let mut updated = 0;
+        for (node, rep) in store.ranking()? {
+            if self.cluster.node_index(node).is_some() {
+                self.set_reputation(node, rep.expected())?;
+                updated += 1;
+            }
+        }
+        Ok(updated)
+    }
+
     /// The scored fast path: one pass over compact per-node data, the same
     /// score as [`Scheduler::weighted_score`].
     fn scored_scan(&mut self, job: &Job) -> Option<usize> {
@@ -698,6 +714,24 @@ impl Scheduler {
         }
         Ok(BatchPlacement { front, chosen })
     }
+}
+
+/// Sorts jobs into dispatch order: higher SLA class first, then the earlier
+/// deadline (none last), then higher priority, then the job id.
+pub fn dispatch_order(jobs: &mut [Job]) {
+    jobs.sort_by(|a, b| {
+        b.class()
+            .rank()
+            .cmp(&a.class().rank())
+            .then_with(|| match (a.deadline_ms(), b.deadline_ms()) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+            .then_with(|| b.priority().cmp(&a.priority()))
+            .then_with(|| a.id().cmp(&b.id()))
+    });
 }
 
 /// Kubernetes' adaptive number of feasible nodes to score in a cluster of

@@ -134,6 +134,20 @@ impl BetaReputation {
     }
 }
 
+/// Where task outcomes go: the seam through which the node runtime (fog-cli)
+/// feeds results from the executor (fog-exec) into reputation, without
+/// fog-sched knowing the executor.
+pub trait OutcomeSink {
+    /// Records that `node` produced `outcome`.
+    fn record_outcome(&mut self, node: NodeId, outcome: TaskOutcome) -> Result<()>;
+}
+
+impl OutcomeSink for ReputationStore {
+    fn record_outcome(&mut self, node: NodeId, outcome: TaskOutcome) -> Result<()> {
+        self.record(node, outcome).map(|_| ())
+    }
+}
+
 /// Reputations of all nodes, in a SQLite file (WAL journal). Every update
 /// is one transaction: a crash leaves the previous value, never half of one.
 #[derive(Debug)]

@@ -232,3 +232,51 @@ proptest! {
         prop_assert!(s.cluster().within_capacity());
     }
 }
+
+#[test]
+fn dispatch_order_is_class_then_deadline_then_priority() {
+    use fog_sched::placement::dispatch_order;
+    let r = Resources::new(1, 1, 0);
+    let mut jobs = vec![
+        Job::new(JobId::new(1), r).with_class(SlaClass::B),
+        Job::new(JobId::new(2), r)
+            .with_class(SlaClass::A)
+            .with_priority(9),
+        Job::new(JobId::new(3), r)
+            .with_class(SlaClass::A)
+            .with_deadline_ms(500),
+        Job::new(JobId::new(4), r)
+            .with_class(SlaClass::S)
+            .with_deadline_ms(900),
+        Job::new(JobId::new(5), r)
+            .with_class(SlaClass::S)
+            .with_deadline_ms(100),
+    ];
+    dispatch_order(&mut jobs);
+    let ids: Vec<u64> = jobs.iter().map(|j| j.id().get()).collect();
+    assert_eq!(ids, vec![5, 4, 3, 2, 1]);
+}
+
+#[test]
+fn reputation_feeds_the_scheduler() {
+    use fog_sched::reputation::{OutcomeSink, ReputationConfig, ReputationStore, TaskOutcome};
+    let nodes = vec![node(0, 4000), node(1, 4000)];
+    let mut s = Scheduler::new(Cluster::new(nodes), 1);
+    let mut store = ReputationStore::in_memory(ReputationConfig::default()).unwrap();
+    for _ in 0..10 {
+        store
+            .record_outcome(NodeId::new(0), TaskOutcome::VerificationMismatch)
+            .unwrap();
+        store
+            .record_outcome(NodeId::new(1), TaskOutcome::Success)
+            .unwrap();
+    }
+    store
+        .record_outcome(NodeId::new(99), TaskOutcome::Success)
+        .unwrap();
+    assert_eq!(s.refresh_reputation(&store).unwrap(), 2);
+    let job = Job::new(JobId::new(1), Resources::new(100, 10, 0));
+    assert_eq!(s.choose(&job, Strategy::TrustFirst).unwrap(), 1);
+    let s_job = job.clone().with_class(SlaClass::S);
+    assert_eq!(s.choose(&s_job, Strategy::Scored).unwrap(), 1);
+}
