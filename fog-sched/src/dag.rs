@@ -333,8 +333,8 @@ impl DagProblem {
         Ok(front)
     }
 
-    /// Reads a WfCommons WfFormat instance (schema 1.4 with
-    /// `workflow.tasks`, or 1.5 with `workflow.specification` and
+    /// Reads a WfCommons WfFormat instance (schema 1.4 and earlier with
+    /// `workflow.tasks`, or 1.5/1.6 with `workflow.specification` and
     /// `workflow.execution`) and builds a problem on processors of the given
     /// relative `speeds` (run time = runtime / speed) and `prices`, with
     /// `bandwidth` in bytes per second.

@@ -37,7 +37,7 @@ enum SchedCommand {
 
 #[derive(Debug, Args)]
 struct DagArgs {
-    /// The workflow instance (WfFormat JSON, schema 1.4 or 1.5).
+    /// The workflow instance (WfFormat JSON, schema 1.4, 1.5 or 1.6).
     file: PathBuf,
     /// Number of nodes; node k runs at speed 1 + 0.5 (k mod 4) and costs
     /// speed² per second.
