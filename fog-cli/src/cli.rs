@@ -69,8 +69,8 @@ pub(crate) enum Command {
     P2p(Pending),
     /// Offline delay-tolerant messaging over UDP and BLE (not available yet)
     Mesh(Pending),
-    /// Placement, reputation and DAG scheduling (not available yet)
-    Sched(Pending),
+    /// Placement, reputation and DAG scheduling
+    Sched(crate::cmd::sched::SchedArgs),
     /// Whether and how much this device may lend compute
     Harvest(crate::cmd::harvest::HarvestArgs),
     /// Live terminal monitor of a node or devnet (not available yet)

@@ -37,7 +37,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mix(_) => Err(cmd::unavailable(group, "the mixnet layer (fog-mix)")),
         Command::P2p(_) => Err(cmd::unavailable(group, "the overlay layer (fog-p2p)")),
         Command::Mesh(_) => Err(cmd::unavailable(group, "the offline mesh layer (fog-mesh)")),
-        Command::Sched(_) => Err(cmd::unavailable(group, "the scheduling layer (fog-sched)")),
+        Command::Sched(args) => cmd::sched::run(args, &cli.global),
         Command::Harvest(args) => cmd::harvest::run(args, &cli.global),
     }
 }

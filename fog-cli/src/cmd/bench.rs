@@ -26,8 +26,8 @@ enum BenchLayer {
     P2p(Pending),
     /// fog-mesh: bundle codec and trace replay rates (not available yet)
     Mesh(Pending),
-    /// fog-sched: NSGA-II and placement (not available yet)
-    Sched(Pending),
+    /// fog-sched: NSGA-II on ZDT1-3 and fast-path placement on 10,000 nodes
+    Sched,
     /// fog-exec: WASM start latency, task throughput, Docker (not available yet)
     Exec(Pending),
     /// fog-dao: signature verification, appends, ledger verification (not available yet)
@@ -51,10 +51,7 @@ pub(crate) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             "bench mesh",
             "the offline mesh layer (fog-mesh)",
         )),
-        BenchLayer::Sched(_) => Err(super::unavailable(
-            "bench sched",
-            "the scheduling layer (fog-sched)",
-        )),
+        BenchLayer::Sched => super::sched::bench(global),
         BenchLayer::Exec(_) => Err(super::unavailable(
             "bench exec",
             "the execution layer (fog-exec)",
