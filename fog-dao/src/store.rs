@@ -146,6 +146,29 @@ impl Default for VerifyOptions {
     }
 }
 
+impl VerifyOptions {
+    /// Leaf hashes, the Merkle root and the tree head only: no signatures,
+    /// no replay (what a log monitor checks cheaply).
+    pub fn hashes_only() -> Self {
+        Self {
+            signatures: false,
+            replay: false,
+        }
+    }
+
+    /// Sets whether signatures are re-verified.
+    pub fn with_signatures(mut self, on: bool) -> Self {
+        self.signatures = on;
+        self
+    }
+
+    /// Sets whether the state is replayed.
+    pub fn with_replay(mut self, on: bool) -> Self {
+        self.replay = on;
+        self
+    }
+}
+
 /// The first problem [`Ledger::verify_file`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
