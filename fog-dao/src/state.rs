@@ -129,6 +129,11 @@ impl Ballot {
     pub fn choice(&self) -> Choice {
         self.choice
     }
+    /// Weighted power counted for each delegator who had not voted when this
+    /// ballot was cast and has not overridden it since.
+    pub fn delegators(&self) -> &BTreeMap<AccountId, u64> {
+        &self.from_delegators
+    }
     /// Weighted power cast, including delegators who have not voted themselves.
     pub fn weight(&self) -> u64 {
         self.own
@@ -200,7 +205,7 @@ impl Proposal {
 }
 
 /// The materialised ledger state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
     ledger_id: [u8; 32],
     authority: Option<AccountId>,
