@@ -455,6 +455,30 @@ impl Event {
     }
 }
 
+/// Verifies the signatures of many non-genesis events of ledger `ledger_id`
+/// in one schnorrkel batch (`verify_batch`). True only if every one holds;
+/// use [`Event::verify_signature`] to find a bad one.
+pub fn verify_batch(ledger_id: &[u8; 32], events: &[Event]) -> bool {
+    let mut transcripts = Vec::with_capacity(events.len());
+    let mut publics = Vec::with_capacity(events.len());
+    let mut signatures = Vec::with_capacity(events.len());
+    for event in events {
+        let Ok(public) = PublicKey::from_bytes(event.signer.as_bytes()) else {
+            return false;
+        };
+        let Ok(signature) = Signature::from_bytes(&event.signature) else {
+            return false;
+        };
+        let mut w = Writer::new();
+        encode_unsigned(&mut w, &event.signer, event.nonce, event.time, &event.body);
+        let message = signing_message(ledger_id, &w.into_bytes());
+        transcripts.push(schnorrkel::signing_context(context(event.body.tag())).bytes(&message));
+        publics.push(public);
+        signatures.push(signature);
+    }
+    schnorrkel::verify_batch(transcripts, &signatures, &publics, false).is_ok()
+}
+
 /// Parts of an encoded event that signature checking needs, without a full
 /// decode: (signing context, unsigned part, signer, signature).
 pub(crate) type Split<'a> = (&'static [u8], &'a [u8], [u8; 32], [u8; 64]);
