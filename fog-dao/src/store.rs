@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use schnorrkel::{PublicKey, Signature, signing_context};
 
@@ -189,9 +190,10 @@ pub struct VerifyReport {
     pub root: Hash,
     /// The first problem, if any.
     pub problem: Option<Problem>,
-    /// Seconds spent reading rows from SQLite.
+    /// Seconds spent opening the file and reading the tree head.
     pub read_seconds: f64,
-    /// Seconds spent on leaf hashes and the Merkle root.
+    /// Seconds spent on the pass over the rows: reading each event,
+    /// recomputing its leaf hash, comparing it and building the root.
     pub hash_seconds: f64,
     /// Seconds spent decoding and verifying signatures.
     pub signature_seconds: f64,
@@ -589,8 +591,11 @@ impl Ledger {
     pub fn verify_file(path: &Path, options: VerifyOptions) -> Result<VerifyReport, DaoError> {
         let started = Instant::now();
         let conn = connect(path, false)?;
-        let (rows, head) = read_rows(&conn)?;
-        drop(conn);
+        // Memory-mapped reads for the one big scan (best effort).
+        let _ = conn.query_row("PRAGMA mmap_size = 1073741824", [], |r| r.get::<_, i64>(0));
+        let head: Option<Vec<u8>> = conn
+            .query_row("SELECT data FROM head WHERE id = 1", [], |r| r.get(0))
+            .optional()?;
         let read_seconds = started.elapsed().as_secs_f64();
 
         let mut first_bad: Option<(u64, String)> = None;
@@ -600,59 +605,92 @@ impl Ledger {
             }
         };
 
-        // 1. Leaf hashes and the Merkle root.
+        // 1. One pass over the rows: leaf hashes and the Merkle root. Event
+        //    bytes are kept only when signatures or replay need them.
         let started = Instant::now();
+        let keep = options.signatures || options.replay;
+        let mut kept: Vec<Vec<u8>> = Vec::new();
+        let mut genesis: Option<Vec<u8>> = None;
         let mut frontier = Frontier::new();
-        for (i, (seq, data, leaf)) in rows.iter().enumerate() {
-            let i = i as u64;
-            if *seq != i as i64 {
-                bad(i, "sequence gap".into(), &mut first_bad);
-                break;
-            }
-            let computed = leaf_hash(data);
-            if leaf.as_slice() != computed {
-                bad(
-                    i,
-                    "leaf hash does not match the event".into(),
-                    &mut first_bad,
-                );
-                break;
-            }
-            frontier.push(computed);
-        }
-        let root = frontier.root();
-        let hash_seconds = started.elapsed().as_secs_f64();
-        let limit = first_bad.as_ref().map_or(rows.len(), |(s, _)| *s as usize);
-
-        // 2. Decoding and signatures.
-        let started = Instant::now();
-        let ledger_id = rows
-            .first()
-            .map(|(_, d, _)| leaf_hash(d))
-            .unwrap_or_default();
-        let mut events = Vec::with_capacity(limit);
-        for (i, (_, data, _)) in rows[..limit].iter().enumerate() {
-            match Event::decode(data) {
-                Ok(e) => events.push(e),
-                Err(e) => {
-                    bad(i as u64, e.to_string(), &mut first_bad);
-                    break;
+        let mut count = 0u64;
+        {
+            let mut stmt = conn.prepare("SELECT seq, data, leaf FROM events ORDER BY seq")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let i = count;
+                count += 1;
+                if first_bad.is_some() {
+                    continue;
+                }
+                let seq = row.get_ref(0)?.as_i64().ok();
+                let (ValueRef::Blob(data), ValueRef::Blob(leaf)) =
+                    (row.get_ref(1)?, row.get_ref(2)?)
+                else {
+                    bad(i, "event row is not a pair of blobs".into(), &mut first_bad);
+                    continue;
+                };
+                if seq != Some(i as i64) {
+                    bad(i, "sequence gap".into(), &mut first_bad);
+                    continue;
+                }
+                let computed = leaf_hash(data);
+                if leaf != computed {
+                    bad(
+                        i,
+                        "leaf hash does not match the event".into(),
+                        &mut first_bad,
+                    );
+                    continue;
+                }
+                frontier.push(computed);
+                if i == 0 {
+                    genesis = Some(data.to_vec());
+                }
+                if keep {
+                    kept.push(data.to_vec());
                 }
             }
         }
-        let limit = events.len();
+        drop(conn);
+        let root = frontier.root();
+        let hash_seconds = started.elapsed().as_secs_f64();
+
+        // 2. Decoding and signatures.
+        let started = Instant::now();
+        let ledger_id = genesis.as_deref().map(leaf_hash).unwrap_or_default();
+        let log_key = match genesis.as_deref().map(Event::decode) {
+            Some(Ok(e)) => match e.body() {
+                Body::Genesis { log_key, .. } => Some(*log_key),
+                _ => None,
+            },
+            _ => None,
+        };
+        let mut events = Vec::with_capacity(kept.len());
+        if keep {
+            for (i, data) in kept.iter().enumerate() {
+                match Event::decode(data) {
+                    Ok(e) => events.push(e),
+                    Err(e) => {
+                        bad(i as u64, e.to_string(), &mut first_bad);
+                        break;
+                    }
+                }
+            }
+        }
         if options.signatures
-            && let Some(seq) = first_bad_signature(&rows[..limit], &ledger_id)
+            && let Some(seq) = first_bad_signature(&kept[..events.len()], &ledger_id)
         {
             bad(seq, "invalid signature".into(), &mut first_bad);
         }
         let signature_seconds = started.elapsed().as_secs_f64();
-        let limit = first_bad.as_ref().map_or(limit, |(s, _)| *s as usize);
+        let limit = first_bad
+            .as_ref()
+            .map_or(events.len(), |(s, _)| (*s as usize).min(events.len()));
 
         // 3. Replay.
         let started = Instant::now();
-        let mut state = State::default();
-        if options.replay || limit == rows.len() {
+        if options.replay {
+            let mut state = State::default();
             for (i, event) in events[..limit].iter().enumerate() {
                 if let Err(e) = state.apply(event, false) {
                     bad(i as u64, e.to_string(), &mut first_bad);
@@ -667,29 +705,29 @@ impl Ledger {
             seq: Some(seq),
             reason,
         });
-        if problem.is_none() && !rows.is_empty() {
+        if problem.is_none() && count > 0 {
             let head_problem = match head.as_deref().map(TreeHead::decode) {
                 None => Some("missing tree head".to_owned()),
                 Some(Err(e)) => Some(format!("malformed tree head: {e}")),
-                Some(Ok(h)) if h.size != rows.len() as u64 => Some(format!(
-                    "tree head names {} events, the log holds {}",
-                    h.size,
-                    rows.len()
+                Some(Ok(h)) if h.size != count => Some(format!(
+                    "tree head names {} events, the log holds {count}",
+                    h.size
                 )),
                 Some(Ok(h)) if h.root != root => {
                     Some("tree head root does not match the events".to_owned())
                 }
-                Some(Ok(h)) => match state.log_key() {
+                Some(Ok(h)) => match log_key {
                     Some(key) if options.signatures && !h.verify(&ledger_id, &key) => {
                         Some("tree head signature does not verify".to_owned())
                     }
+                    None => Some("the first event is not a genesis".to_owned()),
                     _ => None,
                 },
             };
             problem = head_problem.map(|reason| Problem { seq: None, reason });
         }
         Ok(VerifyReport {
-            events: rows.len() as u64,
+            events: count,
             root,
             problem,
             read_seconds,
@@ -701,7 +739,7 @@ impl Ledger {
 }
 
 /// The first event (by sequence) whose signature does not verify.
-fn first_bad_signature(rows: &[(i64, Vec<u8>, Vec<u8>)], ledger_id: &[u8; 32]) -> Option<u64> {
+fn first_bad_signature(rows: &[Vec<u8>], ledger_id: &[u8; 32]) -> Option<u64> {
     let zero = [0u8; 32];
     for (chunk_index, chunk) in rows.chunks(VERIFY_BATCH).enumerate() {
         let base = chunk_index * VERIFY_BATCH;
@@ -709,7 +747,7 @@ fn first_bad_signature(rows: &[(i64, Vec<u8>, Vec<u8>)], ledger_id: &[u8; 32]) -
         let mut signatures = Vec::with_capacity(chunk.len());
         let mut publics = Vec::with_capacity(chunk.len());
         let mut parse_failed = None;
-        for (j, (_, data, _)) in chunk.iter().enumerate() {
+        for (j, data) in chunk.iter().enumerate() {
             let id = if base + j == 0 { &zero } else { ledger_id };
             let parsed = split_encoded(data).and_then(|(ctx, unsigned, signer, sig)| {
                 let public = PublicKey::from_bytes(&signer).ok()?;
@@ -736,7 +774,7 @@ fn first_bad_signature(rows: &[(i64, Vec<u8>, Vec<u8>)], ledger_id: &[u8; 32]) -
         }
         // Find the first bad one in this chunk, one by one.
         let end = parse_failed.map_or(chunk.len(), |j| j + 1);
-        for (j, (_, data, _)) in chunk[..end].iter().enumerate() {
+        for (j, data) in chunk[..end].iter().enumerate() {
             let id = if base + j == 0 { &zero } else { ledger_id };
             let ok = split_encoded(data).is_some_and(|(ctx, unsigned, signer, sig)| {
                 verify_raw(
