@@ -15,6 +15,40 @@
 //! weights, snapshot voting power, single-hop delegation with override,
 //! quorum, threshold, veto, late-quorum extension and a timelock per type.
 //!
+//! ## Rules in brief
+//!
+//! - **Signatures and replay protection.** Each event carries its signer's
+//!   next nonce (one counter per account), its logical time (never before
+//!   the previous event's) and is signed over the ledger id (the genesis
+//!   leaf hash), so it cannot be replayed in this ledger or another one. A
+//!   ballot also names its proposal, so it counts for that proposal only.
+//! - **Tokens.** `Mint` (authority only) pays `units × rate × multiplier` of
+//!   an [`EarningRule`], a share going to the treasury. Tokens leave supply
+//!   only by `Burn` and by slashing, so balances + bonded + unbonding +
+//!   treasury = minted − burned − slashed at every step.
+//! - **Staking.** `Unbond` starts an entry released by `Withdraw` after the
+//!   unbonding period; until then it can be slashed. `DistributeRewards`
+//!   pays one epoch's reward pro rata to unjailed bonded stake.
+//! - **Slashing.** Double-sign evidence (two different results signed by one
+//!   node for one task) slashes and tombstones the node: one such slash per
+//!   node, ever. A quorum-mismatch record (the node's signed result against a
+//!   majority result signed by enough bonded verifiers) and a downtime
+//!   report (authority) slash once per (node, task) or (node, epoch);
+//!   downtime also jails. Slashes take bonded stake first, then unbonding
+//!   entries, and never more than the stake.
+//! - **Voting power** is bonded stake at the last checkpoint *before* the
+//!   proposal's start (proposal time + voting delay), plus that of accounts
+//!   delegating to the voter at that checkpoint (one hop), times the voter's
+//!   role weight. A delegator who votes takes its stake back from its
+//!   delegate's ballot. Quorum is measured against all bonded stake at the
+//!   same checkpoint.
+//! - **Proposals** move Pending → Active → Succeeded/Defeated → Queued →
+//!   Executed/Expired (or Canceled). Passing needs quorum, For/(For+Against)
+//!   above the threshold and vetoes below the veto fraction. A quorum first
+//!   reached within the late-quorum window extends voting. Every kind has a
+//!   timelock of at least 1 (emergency the shortest); a guardian may cancel
+//!   anything not final, the proposer only while pending.
+//!
 //! ```
 //! use fog_dao::{Body, Choice, EarningRule, Ledger, Params, ProposalKind, Action, ParamKey, SigningKey, VerifyOptions};
 //!

@@ -221,6 +221,9 @@ pub(crate) struct BenchArgs {
     /// Appends timed for `append_per_s`
     #[arg(long, default_value_t = 2_000)]
     pub(crate) appends: u64,
+    /// Signatures per `verify_batch` call
+    #[arg(long, default_value_t = fog_dao::VERIFY_BATCH)]
+    pub(crate) batch: usize,
 }
 
 struct Ctx {
@@ -788,7 +791,7 @@ fn bench_in(args: &BenchArgs, dir: &Path) -> anyhow::Result<Value> {
         timed(|| votes.iter().all(|v| v.verify_signature(&ledger_id)));
     let (batch_ok, batch_wall, batch_cpu) = timed(|| {
         votes
-            .chunks(fog_dao::VERIFY_BATCH)
+            .chunks(args.batch.max(1))
             .all(|chunk| fog_dao::verify_batch(&ledger_id, chunk))
     });
     if !single_ok || !batch_ok {
@@ -891,6 +894,7 @@ fn bench_in(args: &BenchArgs, dir: &Path) -> anyhow::Result<Value> {
         "signature_seconds": full.signature_seconds,
         "replay_seconds": full.replay_seconds,
         "votes": votes.len(),
+        "batch": args.batch.max(1),
         "threads": 1,
     }))
 }
