@@ -136,6 +136,8 @@ pub struct VerifyOptions {
     pub signatures: bool,
     /// Replay the events into a fresh state.
     pub replay: bool,
+    /// Threads for signature checking (default: the available cores).
+    pub threads: usize,
 }
 
 impl Default for VerifyOptions {
@@ -143,6 +145,7 @@ impl Default for VerifyOptions {
         Self {
             signatures: true,
             replay: true,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -154,7 +157,14 @@ impl VerifyOptions {
         Self {
             signatures: false,
             replay: false,
+            ..Self::default()
         }
+    }
+
+    /// Sets the number of signature-checking threads (at least 1).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
     }
 
     /// Sets whether signatures are re-verified.
@@ -678,7 +688,12 @@ impl Ledger {
             }
         }
         if options.signatures
-            && let Some(seq) = first_bad_signature(&kept[..events.len()], &ledger_id)
+            && let Some(seq) = first_bad_signature_parallel(
+                &kept[..events.len()],
+                &ledger_id,
+                options.threads,
+                VERIFY_BATCH,
+            )
         {
             bad(seq, "invalid signature".into(), &mut first_bad);
         }
@@ -739,10 +754,48 @@ impl Ledger {
 }
 
 /// The first event (by sequence) whose signature does not verify.
-fn first_bad_signature(rows: &[Vec<u8>], ledger_id: &[u8; 32]) -> Option<u64> {
+/// Splits the rows into one contiguous range per thread.
+fn first_bad_signature_parallel(
+    rows: &[Vec<u8>],
+    ledger_id: &[u8; 32],
+    threads: usize,
+    batch: usize,
+) -> Option<u64> {
+    let threads = threads.clamp(1, 64);
+    if threads == 1 || rows.len() < 2 * batch {
+        return first_bad_signature(rows, ledger_id, 0, batch);
+    }
+    let per = rows.len().div_ceil(threads).div_ceil(batch) * batch;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(per)
+            .enumerate()
+            .map(|(i, part)| {
+                let offset = i * per;
+                (
+                    offset,
+                    scope.spawn(move || first_bad_signature(part, ledger_id, offset, batch)),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(offset, h)| h.join().unwrap_or(Some(offset as u64)))
+            .min()
+    })
+}
+
+/// The first event in `rows` (which start at sequence `offset`) whose
+/// signature does not verify.
+fn first_bad_signature(
+    rows: &[Vec<u8>],
+    ledger_id: &[u8; 32],
+    offset: usize,
+    batch: usize,
+) -> Option<u64> {
     let zero = [0u8; 32];
-    for (chunk_index, chunk) in rows.chunks(VERIFY_BATCH).enumerate() {
-        let base = chunk_index * VERIFY_BATCH;
+    for (chunk_index, chunk) in rows.chunks(batch).enumerate() {
+        let base = offset + chunk_index * batch;
         let mut transcripts = Vec::with_capacity(chunk.len());
         let mut signatures = Vec::with_capacity(chunk.len());
         let mut publics = Vec::with_capacity(chunk.len());
@@ -790,4 +843,40 @@ fn first_bad_signature(rows: &[Vec<u8>], ledger_id: &[u8; 32]) -> Option<u64> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_signature_check_names_the_first_bad_event() {
+        let key = SigningKey::from_seed([4; 32]);
+        let id = [3u8; 32];
+        let batch = 8;
+        let n = 5 * batch + 3;
+        let mut rows: Vec<Vec<u8>> = (0..n as u64)
+            .map(|i| {
+                let ledger = if i == 0 { [0; 32] } else { id };
+                Event::sign(&key, &ledger, i, i, Body::Burn { amount: i }).encode()
+            })
+            .collect();
+        assert_eq!(first_bad_signature_parallel(&rows, &id, 2, batch), None);
+        let last = rows[n - 2].len() - 1;
+        rows[n - 2][last] ^= 1;
+        assert_eq!(
+            first_bad_signature_parallel(&rows, &id, 2, batch),
+            Some(n as u64 - 2)
+        );
+        rows[13][40] ^= 1;
+        for threads in 1..=4 {
+            assert_eq!(
+                first_bad_signature_parallel(&rows, &id, threads, batch),
+                Some(13)
+            );
+        }
+        // The genesis is signed for the all-zero ledger id.
+        rows[0][45] ^= 1;
+        assert_eq!(first_bad_signature_parallel(&rows, &id, 2, batch), Some(0));
+    }
 }
