@@ -165,7 +165,24 @@ fn a_parameter_change_goes_from_proposal_to_execution() {
     );
     ok(dir, &["execute", "--key", "bob", "0", "--at", "19"]);
 
-    let s = ok(dir, &["status", "--at", "19"]);
+    // Staking: unbond, withdraw only after the period, epoch rewards.
+    ok(dir, &["unstake", "--key", "bob", "10", "--at", "20"]);
+    let e = refused(dir, &["withdraw", "--key", "bob", "--at", "21"]);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to withdraw")
+    );
+    let e = refused(dir, &["distribute", "0", "--at", "21"]);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("epoch has not ended")
+    );
+
+    let s = ok(dir, &["status", "--at", "21"]);
     assert_eq!(s["params"]["voting_period"], 20);
     assert_eq!(s["proposals"][0]["state"], "executed");
     // bob's 10 was delegated to alice at the snapshot.

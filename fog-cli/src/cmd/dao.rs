@@ -104,6 +104,20 @@ enum DaoCommand {
         #[arg(long)]
         key: String,
     },
+    /// Pay one epoch's staking reward pro rata to unjailed stake (authority only)
+    Distribute {
+        /// The epoch (must have ended and not been paid)
+        epoch: u64,
+        /// Signing key
+        #[arg(long, default_value = "authority")]
+        key: String,
+    },
+    /// Leave jail after the jail period
+    Unjail {
+        /// Signing key
+        #[arg(long)]
+        key: String,
+    },
     /// Delegate voting power (single hop), or take it back with --clear
     Delegate {
         /// Signing key (the delegator)
@@ -382,6 +396,10 @@ pub(crate) fn run(args: DaoArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         DaoCommand::Stake { key, amount } => submit(&ctx, &key, Body::Bond { amount }),
         DaoCommand::Unstake { key, amount } => submit(&ctx, &key, Body::Unbond { amount }),
         DaoCommand::Withdraw { key } => submit(&ctx, &key, Body::Withdraw),
+        DaoCommand::Distribute { epoch, key } => {
+            submit(&ctx, &key, Body::DistributeRewards { epoch })
+        }
+        DaoCommand::Unjail { key } => submit(&ctx, &key, Body::Unjail),
         DaoCommand::Delegate { key, to, clear } => {
             let to = if clear {
                 None
