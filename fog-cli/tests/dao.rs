@@ -200,8 +200,9 @@ fn a_parameter_change_goes_from_proposal_to_execution() {
     let v = ok(dir, &["verify"]);
     assert_eq!(v["ok"], true);
     assert_eq!(v["events"], s["events"]);
-    let p = ok(dir, &["proof", "3"]);
+    let p = ok(dir, &["proof", "3", "--since", "4"]);
     assert_eq!(p["verified"], true);
+    assert_eq!(p["consistency"]["verified"], true);
     assert_eq!(p["root"], s["root"]);
 }
 

@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
-use fog_dao::merkle::{Hash, verify_inclusion};
+use fog_dao::merkle::{Hash, verify_consistency, verify_inclusion};
 use fog_dao::{
     AccountId, Action, Body, Choice, Durability, EarningRule, Event, Ledger, ParamKey, Params,
     ProposalKind, Receipt, Role, SigningKey, VerifyOptions,
@@ -206,6 +206,10 @@ enum DaoCommand {
     Proof {
         /// Event sequence number (0 is the genesis)
         event: u64,
+        /// Also prove that the tree of this many events is a prefix of the
+        /// current one (an RFC 6962 consistency proof)
+        #[arg(long, value_name = "SIZE")]
+        since: Option<u64>,
     },
     /// Run the dao benchmark (what `fog bench dao` runs)
     #[command(hide = true)]
@@ -457,7 +461,7 @@ pub(crate) fn run(args: DaoArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         DaoCommand::Cancel { key, proposal } => submit(&ctx, &key, Body::Cancel { proposal }),
         DaoCommand::Status => status(&ctx),
         DaoCommand::Verify => verify(&ctx),
-        DaoCommand::Proof { event } => proof(&ctx, event),
+        DaoCommand::Proof { event, since } => proof(&ctx, event, since),
         DaoCommand::Bench(args) => bench(&args, global),
     }
 }
@@ -701,7 +705,7 @@ fn verify(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn proof(ctx: &Ctx, seq: u64) -> anyhow::Result<()> {
+fn proof(ctx: &Ctx, seq: u64, since: Option<u64>) -> anyhow::Result<()> {
     let ledger = ctx.open(false)?;
     let head = ledger
         .head()
@@ -712,9 +716,32 @@ fn proof(ctx: &Ctx, seq: u64) -> anyhow::Result<()> {
     let event = ledger.event(seq)?;
     let ok = verify_inclusion(&leaf, seq, head.size(), &path, head.root());
     let path_hex: Vec<String> = path.iter().map(|h: &Hash| hex(h)).collect();
+    let consistency = match since {
+        None => Value::Null,
+        Some(old) => {
+            let proof = ledger.consistency_proof(old, head.size())?;
+            let old_root = ledger.root_at(old)?;
+            let ok = verify_consistency(old, &old_root, head.size(), head.root(), &proof);
+            json!({
+                "old_size": old,
+                "old_root": hex(&old_root),
+                "proof": proof.iter().map(|h| hex(h)).collect::<Vec<_>>(),
+                "verified": ok,
+            })
+        }
+    };
+    let consistency_text = if consistency.is_null() {
+        String::new()
+    } else {
+        format!(
+            "\nconsistency from size {}: {}",
+            consistency["old_size"], consistency["verified"]
+        )
+    };
     print(
         ctx,
         &json!({
+            "consistency": consistency,
             "event": seq,
             "kind": event.body().kind_name(),
             "signer": event.signer().to_hex(),
@@ -726,7 +753,7 @@ fn proof(ctx: &Ctx, seq: u64) -> anyhow::Result<()> {
             "verified": ok,
         }),
         &format!(
-            "event {seq} ({}) leaf {}\nin tree of size {} with root {}\npath:\n  {}\nverified: {ok}",
+            "event {seq} ({}) leaf {}\nin tree of size {} with root {}\npath:\n  {}\nverified: {ok}{consistency_text}",
             event.body().kind_name(),
             hex(&leaf),
             head.size(),
