@@ -940,6 +940,6 @@ fn bench_in(args: &BenchArgs, dir: &Path) -> anyhow::Result<Value> {
         "replay_seconds": full.replay_seconds,
         "votes": votes.len(),
         "batch": args.batch.max(1),
-        "threads": 1,
+        "signature_threads": VerifyOptions::default().threads,
     }))
 }
