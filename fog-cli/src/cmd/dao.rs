@@ -766,7 +766,15 @@ fn proof(ctx: &Ctx, seq: u64, since: Option<u64>) -> anyhow::Result<()> {
 
 /// `fog bench dao`: signature verification (single and batched), append
 /// throughput, and hash-and-Merkle verification of a large ledger. Prints
-/// one JSON document under `--json`.
+/// one JSON document under `--json`. Keys: `verify_single_per_s` and
+/// `verify_batch_per_s` (signed votes per wall second, one thread;
+/// `*_per_cpu_s` the same per CPU-second of that thread, a per-core figure
+/// that holds on a loaded machine), `append_per_s` (one transaction per
+/// event, WAL, synchronous=NORMAL; `append_full_sync_per_s` with FULL),
+/// `verify_events` and `verify_seconds` (reading every event from SQLite,
+/// recomputing leaf hashes and the root and checking the tree head;
+/// `verify_cpu_seconds` its CPU time), `signature_seconds` and
+/// `replay_seconds` (the rest of a full `verify`, on `signature_threads`).
 pub(crate) fn bench(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("fog-dao-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
