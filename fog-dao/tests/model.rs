@@ -36,23 +36,26 @@ fn op() -> impl Strategy<Value = Op> {
     let who = 0..USERS;
     let amt = prop_oneof![1u64..200, 0u64..5_000];
     prop_oneof![
-        (who.clone(), 1u64..500).prop_map(|(w, u)| Op::Mint(w, u)),
-        (who.clone(), 0..USERS, amt.clone()).prop_map(|(a, b, n)| Op::Transfer(a, b, n)),
-        (who.clone(), amt.clone()).prop_map(|(a, n)| Op::Burn(a, n)),
-        (who.clone(), amt.clone()).prop_map(|(a, n)| Op::Deposit(a, n)),
-        (who.clone(), amt.clone()).prop_map(|(a, n)| Op::Bond(a, n)),
-        (who.clone(), amt.clone()).prop_map(|(a, n)| Op::Unbond(a, n)),
-        who.clone().prop_map(Op::Withdraw),
-        (who.clone(), prop::option::of(0..USERS)).prop_map(|(a, b)| Op::Delegate(a, b)),
-        (who.clone(), 0u8..5).prop_map(|(a, k)| Op::Propose(a, k)),
-        (who.clone(), 0u64..4, 0u8..4).prop_map(|(a, p, c)| Op::Vote(a, p, c)),
-        (who.clone(), 0u64..4).prop_map(|(a, p)| Op::Queue(a, p)),
-        (who.clone(), 0u64..4).prop_map(|(a, p)| Op::Execute(a, p)),
-        (who.clone(), 0u64..4).prop_map(|(a, p)| Op::Cancel(a, p)),
-        (who.clone(), 0u64..3).prop_map(|(a, e)| Op::Downtime(a, e)),
-        (who.clone(), 0u8..2).prop_map(|(a, t)| Op::DoubleSign(a, t)),
-        (0u64..6).prop_map(Op::Distribute),
-        who.prop_map(Op::Unjail),
+        1 => (who.clone(), 1u64..500).prop_map(|(w, u)| Op::Mint(w, u)),
+        1 => (who.clone(), 0..USERS, amt.clone()).prop_map(|(a, b, n)| Op::Transfer(a, b, n)),
+        1 => (who.clone(), amt.clone()).prop_map(|(a, n)| Op::Burn(a, n)),
+        1 => (who.clone(), amt.clone()).prop_map(|(a, n)| Op::Deposit(a, n)),
+        1 => (who.clone(), amt.clone()).prop_map(|(a, n)| Op::Bond(a, n)),
+        1 => (who.clone(), amt.clone()).prop_map(|(a, n)| Op::Unbond(a, n)),
+        1 => who.clone().prop_map(Op::Withdraw),
+        1 => (who.clone(), prop::option::of(0..USERS)).prop_map(|(a, b)| Op::Delegate(a, b)),
+        1 => (who.clone(), 0u8..5).prop_map(|(a, k)| Op::Propose(a, k)),
+        // Ballots are frequent and mostly For, so that proposals pass and
+        // the queue/execute paths are exercised.
+        4 => (who.clone(), 0u64..3, prop_oneof![8 => Just(0u8), 1 => 1u8..4])
+            .prop_map(|(a, p, c)| Op::Vote(a, p, c)),
+        2 => (who.clone(), 0u64..3).prop_map(|(a, p)| Op::Queue(a, p)),
+        2 => (who.clone(), 0u64..3).prop_map(|(a, p)| Op::Execute(a, p)),
+        1 => (who.clone(), 0u64..4).prop_map(|(a, p)| Op::Cancel(a, p)),
+        1 => (who.clone(), 0u64..3).prop_map(|(a, e)| Op::Downtime(a, e)),
+        1 => (who.clone(), 0u8..2).prop_map(|(a, t)| Op::DoubleSign(a, t)),
+        1 => (0u64..6).prop_map(Op::Distribute),
+        1 => who.prop_map(Op::Unjail),
     ]
 }
 
@@ -66,14 +69,15 @@ fn params() -> Params {
     let mut p = Params::default();
     for (k, v) in [
         (ParamKey::TimelockEmergency, 3),
-        (ParamKey::VotingDelay, 5),
-        (ParamKey::VotingPeriod, 20),
+        (ParamKey::VotingDelay, 1),
+        (ParamKey::VotingPeriod, 60),
+        (ParamKey::QuorumBps, 1_000),
         (ParamKey::LateQuorumExtension, 5),
         (ParamKey::TimelockParameter, 10),
         (ParamKey::TimelockTreasury, 10),
         (ParamKey::TimelockUpgrade, 10),
         (ParamKey::TimelockGeneral, 10),
-        (ParamKey::GracePeriod, 20),
+        (ParamKey::GracePeriod, 60),
         (ParamKey::UnbondingPeriod, 15),
         (ParamKey::EpochLength, 30),
         (ParamKey::JailDuration, 10),
@@ -215,6 +219,36 @@ fn run(ops: &[(Op, u64)], mut ledger: Option<&mut Ledger>) -> State {
     if let Some(l) = ledger.as_deref_mut() {
         l.append(&guardian).unwrap();
     }
+    // Everyone starts with tokens and some stake, so that governance paths
+    // (proposals that pass, queue and execute) are reached often.
+    for (i, key) in k.iter().enumerate().skip(1) {
+        let mint = Event::sign(
+            &k[0],
+            s.ledger_id(),
+            s.next_nonce(&k[0].account()),
+            0,
+            Body::Mint {
+                to: key.account(),
+                rule: EarningRule::Compute,
+                units: 100,
+            },
+        );
+        let bond = Event::sign(
+            key,
+            s.ledger_id(),
+            0,
+            0,
+            Body::Bond {
+                amount: 100 * i as u64,
+            },
+        );
+        for e in [mint, bond] {
+            s.apply(&e, false).unwrap();
+            if let Some(l) = ledger.as_deref_mut() {
+                l.append(&e).unwrap();
+            }
+        }
+    }
     let mut snapshot_power: BTreeMap<(u64, AccountId), u64> = BTreeMap::new();
     let mut ranks: BTreeMap<u64, u8> = BTreeMap::new();
     let mut t = 0u64;
@@ -297,11 +331,25 @@ fn run(ops: &[(Op, u64)], mut ledger: Option<&mut Ledger>) -> State {
             assert!(rank >= old, "proposal {} went back", p.id());
         }
     }
+    if std::env::var_os("FOG_DAO_MODEL_STATS").is_some() {
+        let states: Vec<_> = s
+            .proposals()
+            .iter()
+            .map(|p| s.proposal_state(p.id(), t).unwrap())
+            .collect();
+        eprintln!("model: {} events, proposals {states:?}", s.event_count());
+    }
     s
 }
 
 fn ops() -> impl Strategy<Value = Vec<(Op, u64)>> {
-    prop::collection::vec((op(), prop_oneof![Just(0u64), 0u64..8, 0u64..40]), 1..60)
+    prop::collection::vec(
+        (
+            op(),
+            prop_oneof![3 => Just(0u64), 6 => 0u64..4, 2 => 0u64..40],
+        ),
+        1..80,
+    )
 }
 
 proptest! {
