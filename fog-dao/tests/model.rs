@@ -362,7 +362,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(6))]
+    #![proptest_config(ProptestConfig::with_cases(4))]
 
     /// The same sequences through SQLite: the file verifies and reopening
     /// replays to the same state.
