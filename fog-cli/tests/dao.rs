@@ -260,3 +260,95 @@ fn commands_without_a_ledger_or_key_fail_clearly() {
     refused(dir, &["key", "new", "alice"]);
     refused(dir, &["key", "new", "../evil"]);
 }
+
+#[test]
+fn double_sign_evidence_slashes_and_tombstones_once() {
+    let tmp = Scratch::new();
+    let dir = tmp.path();
+    init(dir);
+    ok(dir, &["key", "new", "node"]);
+    ok(
+        dir,
+        &["mint", "--to", "node", "--units", "200", "--at", "1"],
+    );
+    ok(dir, &["stake", "--key", "node", "1000", "--at", "2"]);
+    let task = "11".repeat(32);
+    let a = ok(
+        dir,
+        &[
+            "sign-result",
+            "--key",
+            "node",
+            "--task",
+            &task,
+            "--result",
+            &"aa".repeat(32),
+        ],
+    );
+    let b = ok(
+        dir,
+        &[
+            "sign-result",
+            "--key",
+            "node",
+            "--task",
+            &task,
+            "--result",
+            &"bb".repeat(32),
+        ],
+    );
+    let evidence = serde_json::json!({"double_sign": {
+        "node": a["node"], "task": task,
+        "first": {"result": a["result"], "signature": a["signature"]},
+        "second": {"result": b["result"], "signature": b["signature"]},
+    }});
+    let file = dir.join("evidence.json");
+    std::fs::write(&file, evidence.to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    ok(dir, &["evidence", "--key", "alice", file, "--at", "3"]);
+    let e = refused(dir, &["evidence", "--key", "bob", file, "--at", "4"]);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already punished"),
+        "{e}"
+    );
+    let s = ok(dir, &["status", "--at", "4"]);
+    let node = s["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "node")
+        .unwrap();
+    // 5% of 1000 slashed by default.
+    assert_eq!(node["bonded"], 950);
+    assert_eq!(node["tombstoned"], true);
+    assert_eq!(s["slashed"], 50);
+    // The same result twice proves nothing.
+    let same = serde_json::json!({"double_sign": {
+        "node": a["node"], "task": task,
+        "first": {"result": a["result"], "signature": a["signature"]},
+        "second": {"result": a["result"], "signature": a["signature"]},
+    }});
+    std::fs::write(dir.join("same.json"), same.to_string()).unwrap();
+    let e = refused(
+        dir,
+        &[
+            "evidence",
+            "--key",
+            "alice",
+            dir.join("same.json").to_str().unwrap(),
+            "--at",
+            "5",
+        ],
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid evidence"),
+        "{e}"
+    );
+    assert_eq!(ok(dir, &["verify"])["ok"], true);
+}

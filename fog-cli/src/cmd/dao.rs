@@ -15,8 +15,9 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use fog_dao::merkle::{Hash, verify_consistency, verify_inclusion};
 use fog_dao::{
-    AccountId, Action, Body, Choice, Durability, EarningRule, Event, Ledger, ParamKey, Params,
-    ProposalKind, Receipt, Role, SigningKey, VerifyOptions,
+    AccountId, Action, Body, Choice, DoubleSignEvidence, Durability, EarningRule, Event, Ledger,
+    MismatchEvidence, ParamKey, Params, ProposalKind, Receipt, Role, SignedResult, SigningKey,
+    VerifyOptions,
 };
 use serde_json::{Value, json};
 
@@ -198,6 +199,29 @@ enum DaoCommand {
         /// Proposal id
         proposal: u64,
     },
+    /// Sign a task result with a node key (what an executor reports)
+    SignResult {
+        /// The node's key
+        #[arg(long)]
+        key: String,
+        /// Task id (64 hex digits)
+        #[arg(long)]
+        task: String,
+        /// Result digest (64 hex digits)
+        #[arg(long)]
+        result: String,
+    },
+    /// Submit slashing evidence from a JSON file (`-` for stdin):
+    /// `{"double_sign": {node, task, first: {result, signature}, second}}`,
+    /// `{"quorum_mismatch": {node, task, node_result, majority,
+    /// attestations: [{verifier, signature}]}}` or `{"downtime": {node, epoch}}`
+    Evidence {
+        /// Signing key (the reporter; the authority for downtime)
+        #[arg(long)]
+        key: String,
+        /// The JSON file
+        file: PathBuf,
+    },
     /// Show balances, stakes, proposals and parameters
     Status,
     /// Re-verify the whole ledger: signatures, hashes, tree head, replay
@@ -337,6 +361,77 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+fn unhex<const N: usize>(text: &str) -> anyhow::Result<[u8; N]> {
+    let text = text.trim();
+    if text.len() != 2 * N || !text.is_ascii() {
+        bail!("expected {} hex digits, got {:?}", 2 * N, text);
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+            .map_err(|_| anyhow!("bad hex digits in {text:?}"))?;
+    }
+    Ok(out)
+}
+
+fn field<'a>(doc: &'a Value, name: &str) -> anyhow::Result<&'a str> {
+    doc.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("evidence field {name:?} missing or not a string"))
+}
+
+fn signed_result(doc: &Value, name: &str) -> anyhow::Result<SignedResult> {
+    let part = doc
+        .get(name)
+        .ok_or_else(|| anyhow!("evidence field {name:?} missing"))?;
+    Ok(SignedResult {
+        result: unhex(field(part, "result")?)?,
+        signature: unhex(field(part, "signature")?)?,
+    })
+}
+
+/// Reads a JSON evidence document into an event body.
+fn evidence(ctx: &Ctx, doc: &Value) -> anyhow::Result<Body> {
+    if let Some(e) = doc.get("double_sign") {
+        return Ok(Body::DoubleSign(DoubleSignEvidence {
+            node: ctx.account(field(e, "node")?)?,
+            task: unhex(field(e, "task")?)?,
+            first: signed_result(e, "first")?,
+            second: signed_result(e, "second")?,
+        }));
+    }
+    if let Some(e) = doc.get("quorum_mismatch") {
+        let list = e
+            .get("attestations")
+            .and_then(Value::as_array)
+            .ok_or_else(|| anyhow!("evidence field \"attestations\" must be a list"))?;
+        let mut attestations = Vec::with_capacity(list.len());
+        for a in list {
+            attestations.push((
+                ctx.account(field(a, "verifier")?)?,
+                unhex(field(a, "signature")?)?,
+            ));
+        }
+        return Ok(Body::QuorumMismatch(MismatchEvidence {
+            node: ctx.account(field(e, "node")?)?,
+            task: unhex(field(e, "task")?)?,
+            node_result: signed_result(e, "node_result")?,
+            majority: unhex(field(e, "majority")?)?,
+            attestations,
+        }));
+    }
+    if let Some(e) = doc.get("downtime") {
+        return Ok(Body::Downtime {
+            node: ctx.account(field(e, "node")?)?,
+            epoch: e
+                .get("epoch")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| anyhow!("evidence field \"epoch\" must be a number"))?,
+        });
+    }
+    bail!("evidence must hold one of double_sign, quorum_mismatch, downtime")
+}
+
 fn param_pair(text: &str) -> anyhow::Result<(ParamKey, u64)> {
     let (name, value) = text
         .split_once('=')
@@ -459,6 +554,30 @@ pub(crate) fn run(args: DaoArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         DaoCommand::Queue { key, proposal } => submit(&ctx, &key, Body::Queue { proposal }),
         DaoCommand::Execute { key, proposal } => submit(&ctx, &key, Body::Execute { proposal }),
         DaoCommand::Cancel { key, proposal } => submit(&ctx, &key, Body::Cancel { proposal }),
+        DaoCommand::SignResult { key, task, result } => {
+            let key = ctx.key(&key)?;
+            let task: [u8; 32] = unhex(&task)?;
+            let signed = key.sign_task_result(&task, &unhex(&result)?);
+            let doc = json!({
+                "node": key.account().to_hex(),
+                "task": hex(&task),
+                "result": hex(&signed.result),
+                "signature": hex(&signed.signature),
+            });
+            print(&ctx, &doc, &doc.to_string());
+            Ok(())
+        }
+        DaoCommand::Evidence { key, file } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let doc: Value = serde_json::from_str(&text).context("evidence is not JSON")?;
+            let body = evidence(&ctx, &doc)?;
+            submit(&ctx, &key, body)
+        }
         DaoCommand::Status => status(&ctx),
         DaoCommand::Verify => verify(&ctx),
         DaoCommand::Proof { event, since } => proof(&ctx, event, since),
