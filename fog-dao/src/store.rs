@@ -279,6 +279,9 @@ fn init_schema(conn: &Connection) -> Result<(), DaoError> {
 type Rows = (Vec<(i64, Vec<u8>, Vec<u8>)>, Option<Vec<u8>>);
 
 fn read_rows(conn: &Connection) -> Result<Rows, DaoError> {
+    // One read transaction: the rows and the head come from one snapshot.
+    let tx = conn.unchecked_transaction()?;
+    let conn: &Connection = &tx;
     let mut stmt = conn.prepare("SELECT seq, data, leaf FROM events ORDER BY seq")?;
     let rows = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -286,6 +289,8 @@ fn read_rows(conn: &Connection) -> Result<Rows, DaoError> {
     let head = conn
         .query_row("SELECT data FROM head WHERE id = 1", [], |r| r.get(0))
         .optional()?;
+    drop(stmt);
+    tx.commit()?;
     Ok((rows, head))
 }
 
@@ -603,7 +608,9 @@ impl Ledger {
         let conn = connect(path, false)?;
         // Memory-mapped reads for the one big scan (best effort).
         let _ = conn.query_row("PRAGMA mmap_size = 1073741824", [], |r| r.get::<_, i64>(0));
-        let head: Option<Vec<u8>> = conn
+        // One read transaction: the head and the rows come from one snapshot.
+        let tx = conn.unchecked_transaction()?;
+        let head: Option<Vec<u8>> = tx
             .query_row("SELECT data FROM head WHERE id = 1", [], |r| r.get(0))
             .optional()?;
         let read_seconds = started.elapsed().as_secs_f64();
@@ -624,7 +631,7 @@ impl Ledger {
         let mut frontier = Frontier::new();
         let mut count = 0u64;
         {
-            let mut stmt = conn.prepare("SELECT seq, data, leaf FROM events ORDER BY seq")?;
+            let mut stmt = tx.prepare("SELECT seq, data, leaf FROM events ORDER BY seq")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let i = count;
@@ -661,6 +668,7 @@ impl Ledger {
                 }
             }
         }
+        tx.commit()?;
         drop(conn);
         let root = frontier.root();
         let hash_seconds = started.elapsed().as_secs_f64();
