@@ -409,6 +409,15 @@ impl Ledger {
                         "tree head does not match the events",
                     ));
                 }
+                let signed = state
+                    .log_key()
+                    .is_some_and(|key| head.verify(state.ledger_id(), &key));
+                if !signed {
+                    return Err(corrupt(
+                        rows.len() as u64,
+                        "tree head signature does not verify",
+                    ));
+                }
                 Some(head)
             }
         };
