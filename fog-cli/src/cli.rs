@@ -61,8 +61,8 @@ pub(crate) enum Command {
     Job(Pending),
     /// Benchmark a layer and print its figures
     Bench(crate::cmd::bench::BenchArgs),
-    /// Tokens, staking and governance (not available yet)
-    Dao(Pending),
+    /// Tokens, staking and governance
+    Dao(crate::cmd::dao::DaoArgs),
     /// Mixnet keys, mix nodes and anonymity simulation (not available yet)
     Mix(Pending),
     /// The libp2p overlay: nodes, DHT records, gossip, peers (not available yet)

@@ -33,7 +33,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Err(cmd::unavailable(group, "the node runtime"))
         }
         Command::Bench(args) => cmd::bench::run(&args, &cli.global),
-        Command::Dao(_) => Err(cmd::unavailable(group, "the governance layer (fog-dao)")),
+        Command::Dao(args) => cmd::dao::run(args, &cli.global),
         Command::Mix(_) => Err(cmd::unavailable(group, "the mixnet layer (fog-mix)")),
         Command::P2p(_) => Err(cmd::unavailable(group, "the overlay layer (fog-p2p)")),
         Command::Mesh(_) => Err(cmd::unavailable(group, "the offline mesh layer (fog-mesh)")),

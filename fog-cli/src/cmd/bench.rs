@@ -30,8 +30,8 @@ enum BenchLayer {
     Sched,
     /// fog-exec: WASM start latency, task throughput, Docker (not available yet)
     Exec(Pending),
-    /// fog-dao: signature verification, appends, ledger verification (not available yet)
-    Dao(Pending),
+    /// fog-dao: signature verification, appends, ledger verification
+    Dao(super::dao::BenchArgs),
 }
 
 /// Runs the benchmark of the chosen layer.
@@ -56,10 +56,7 @@ pub(crate) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             "bench exec",
             "the execution layer (fog-exec)",
         )),
-        BenchLayer::Dao(_) => Err(super::unavailable(
-            "bench dao",
-            "the governance layer (fog-dao)",
-        )),
+        BenchLayer::Dao(args) => super::dao::bench(args, global),
     };
     out.flush()?;
     result

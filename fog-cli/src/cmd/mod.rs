@@ -3,6 +3,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod completions;
+pub(crate) mod dao;
 pub(crate) mod harvest;
 pub(crate) mod sched;
 
