@@ -27,6 +27,7 @@
 mod bundle;
 mod eid;
 mod error;
+mod store;
 
 pub use bundle::{
     BUNDLE_AGE_BLOCK, Block, Bundle, BundleBuilder, BundleId, CreationTimestamp, CrcType,
@@ -34,6 +35,7 @@ pub use bundle::{
     PAYLOAD_BLOCK, PREVIOUS_NODE_BLOCK, dtn_now_ms,
 };
 pub use eid::{EndpointId, MAX_EID_LEN};
+pub use store::{BundleStore, Insert, Priority, StoreConfig, StoredMeta};
 pub use error::{BearerError, BundleError, FrameError, SimError, StoreError};
 
 /// A node as routing sees it: the ipn node number, or a stable hash of a dtn
