@@ -27,6 +27,8 @@
 mod bundle;
 mod eid;
 mod error;
+mod router;
+mod sim;
 mod store;
 
 pub use bundle::{
@@ -35,6 +37,11 @@ pub use bundle::{
     PAYLOAD_BLOCK, PREVIOUS_NODE_BLOCK, dtn_now_ms,
 };
 pub use eid::{EndpointId, MAX_EID_LEN};
+pub use router::{
+    Epidemic, Flooding, Offer, Prophet, ProphetParams, Router, RouterConfig, RouterKind, RoutingInfo,
+    SprayAndWait, Trigger,
+};
+pub use sim::{ContactEvent, ContactTrace, MAX_TRACE_NODES, RandomWaypoint, SimConfig, SimReport, Workload, simulate};
 pub use store::{BundleStore, Insert, Priority, StoreConfig, StoredMeta};
 pub use error::{BearerError, BundleError, FrameError, SimError, StoreError};
 
