@@ -7,6 +7,7 @@
 //! are previous node (6), bundle age (7) and hop count (10); others are kept
 //! and forwarded unchanged.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ciborium::value::{Integer, Value};
@@ -144,7 +145,13 @@ pub struct Block {
 impl Block {
     /// A block of `kind` with number `number` and type-specific `data`.
     pub fn new(kind: u64, number: u64, data: Vec<u8>) -> Self {
-        Block { kind, number, flags: 0, crc: CrcType::Crc32c, data }
+        Block {
+            kind,
+            number,
+            flags: 0,
+            crc: CrcType::Crc32c,
+            data,
+        }
     }
 
     /// The block type code.
@@ -214,7 +221,7 @@ impl BundleBuilder {
             destination,
             report_to: None,
             created: None,
-            lifetime: Duration::from_secs(3600),
+            lifetime: Duration::from_hours(1),
             hop_limit: DEFAULT_HOP_LIMIT,
             payload: Vec::new(),
             flags: 0,
@@ -266,7 +273,10 @@ impl BundleBuilder {
             report_to: self.report_to.unwrap_or_else(|| self.source.clone()),
             destination: self.destination,
             source: self.source,
-            created: self.created.unwrap_or(CreationTimestamp { dtn_ms: dtn_now_ms(), seq: 0 }),
+            created: self.created.unwrap_or(CreationTimestamp {
+                dtn_ms: dtn_now_ms(),
+                seq: 0,
+            }),
             lifetime_ms: u64::try_from(self.lifetime.as_millis()).unwrap_or(u64::MAX),
             fragment: None,
             blocks: vec![
@@ -329,9 +339,12 @@ impl Bundle {
 
     /// The bundle's identity.
     pub fn id(&self) -> BundleId {
-        let mut id = format!("{}-{}-{}", self.source, self.created.dtn_ms, self.created.seq);
+        let mut id = format!(
+            "{}-{}-{}",
+            self.source, self.created.dtn_ms, self.created.seq
+        );
         if let Some(fragment) = self.fragment {
-            id.push_str(&format!("-{}-{}", fragment.offset, fragment.total_len));
+            let _ = write!(id, "-{}-{}", fragment.offset, fragment.total_len);
         }
         BundleId(id)
     }
@@ -369,7 +382,11 @@ impl Bundle {
     /// Prepares the bundle to leave this node: counts the hop, adds the time
     /// it spent here to its age and records `local` as the previous node.
     /// Fails when the hop limit is reached (the bundle must not be sent).
-    pub fn prepare_forward(&mut self, local: &EndpointId, residence_ms: u64) -> Result<(), BundleError> {
+    pub fn prepare_forward(
+        &mut self,
+        local: &EndpointId,
+        residence_ms: u64,
+    ) -> Result<(), BundleError> {
         if let Some(hop) = self.hop_count() {
             if hop.count >= hop.limit {
                 return Err(BundleError::HopLimit { limit: hop.limit });
@@ -380,7 +397,10 @@ impl Bundle {
             );
         }
         if let Some(age) = self.age_ms() {
-            self.set_block(BUNDLE_AGE_BLOCK, encode_value(&uint(age.saturating_add(residence_ms))));
+            self.set_block(
+                BUNDLE_AGE_BLOCK,
+                encode_value(&uint(age.saturating_add(residence_ms))),
+            );
         }
         self.set_block(PREVIOUS_NODE_BLOCK, encode_value(&eid_value(local)));
         Ok(())
@@ -393,7 +413,14 @@ impl Bundle {
             block.data = data;
             return;
         }
-        let number = self.blocks.iter().map(|b| b.number).max().unwrap_or(1).max(1) + 1;
+        let number = self
+            .blocks
+            .iter()
+            .map(|b| b.number)
+            .max()
+            .unwrap_or(1)
+            .max(1)
+            + 1;
         let at = self.blocks.len().saturating_sub(1);
         self.blocks.insert(at, Block::new(kind, number, data));
     }
@@ -441,16 +468,25 @@ impl Bundle {
     /// [`Bundle::decode`] with an explicit size limit.
     pub fn decode_with_limit(bytes: &[u8], limit: usize) -> Result<Bundle, BundleError> {
         if bytes.len() > limit {
-            return Err(BundleError::TooLarge { size: bytes.len(), limit });
+            return Err(BundleError::TooLarge {
+                size: bytes.len(),
+                limit,
+            });
         }
         let Some((&0x9f, mut input)) = bytes.split_first() else {
-            return Err(BundleError::Structure("a bundle is an indefinite-length array".to_owned()));
+            return Err(BundleError::Structure(
+                "a bundle is an indefinite-length array".to_owned(),
+            ));
         };
         let (primary, raw) = read_item(&mut input)?;
         let mut bundle = parse_primary(primary, raw)?;
         loop {
             match input.first() {
-                None => return Err(BundleError::Structure("missing break at the end".to_owned())),
+                None => {
+                    return Err(BundleError::Structure(
+                        "missing break at the end".to_owned(),
+                    ));
+                }
                 Some(0xff) => {
                     if input.len() > 1 {
                         return Err(BundleError::Structure("bytes after the bundle".to_owned()));
@@ -460,7 +496,9 @@ impl Bundle {
                 Some(_) => {}
             }
             if bundle.blocks.len() == MAX_BLOCKS {
-                return Err(BundleError::Structure(format!("more than {MAX_BLOCKS} blocks")));
+                return Err(BundleError::Structure(format!(
+                    "more than {MAX_BLOCKS} blocks"
+                )));
             }
             let (value, raw) = read_item(&mut input)?;
             bundle.blocks.push(parse_block(value, raw)?);
@@ -475,15 +513,21 @@ fn validate_blocks(blocks: &[Block]) -> Result<(), BundleError> {
         return Err(BundleError::Structure("no payload block".to_owned()));
     };
     if last.kind != PAYLOAD_BLOCK || last.number != 1 {
-        return Err(BundleError::Structure("the last block must be the payload, number 1".to_owned()));
+        return Err(BundleError::Structure(
+            "the last block must be the payload, number 1".to_owned(),
+        ));
     }
     let mut numbers: Vec<u64> = blocks.iter().map(|b| b.number).collect();
     numbers.sort_unstable();
     if numbers.windows(2).any(|w| w[0] == w[1]) || numbers.first() == Some(&0) {
-        return Err(BundleError::Structure("block numbers must be unique and non-zero".to_owned()));
+        return Err(BundleError::Structure(
+            "block numbers must be unique and non-zero".to_owned(),
+        ));
     }
     if blocks.iter().filter(|b| b.kind == PAYLOAD_BLOCK).count() != 1 {
-        return Err(BundleError::Structure("exactly one payload block".to_owned()));
+        return Err(BundleError::Structure(
+            "exactly one payload block".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -496,7 +540,9 @@ fn as_u64(value: &Value) -> Result<u64, BundleError> {
     match value {
         Value::Integer(i) => u64::try_from(*i)
             .map_err(|_| BundleError::Structure("expected an unsigned integer".to_owned())),
-        _ => Err(BundleError::Structure("expected an unsigned integer".to_owned())),
+        _ => Err(BundleError::Structure(
+            "expected an unsigned integer".to_owned(),
+        )),
     }
 }
 
@@ -542,7 +588,9 @@ fn encode_with_crc(mut fields: Vec<Value>, crc: CrcType) -> Vec<u8> {
 /// Checks the CRC of a block whose raw encoding is `raw` (CRC value last).
 fn check_crc(raw: &[u8], crc: CrcType, claimed: &[u8], block: u64) -> Result<(), BundleError> {
     if claimed.len() != crc.len() || raw.len() < claimed.len() {
-        return Err(BundleError::Structure(format!("crc of block {block} has the wrong length")));
+        return Err(BundleError::Structure(format!(
+            "crc of block {block} has the wrong length"
+        )));
     }
     let mut zeroed = raw.to_vec();
     let at = zeroed.len() - claimed.len();
@@ -558,18 +606,23 @@ fn eid_value(eid: &EndpointId) -> Value {
     match eid {
         EndpointId::None => Value::Array(vec![uint(1), uint(0)]),
         EndpointId::Dtn(ssp) => Value::Array(vec![uint(1), Value::Text(ssp.clone())]),
-        EndpointId::Ipn { node, service } => {
-            Value::Array(vec![uint(2), Value::Array(vec![uint(*node), uint(*service)])])
-        }
+        EndpointId::Ipn { node, service } => Value::Array(vec![
+            uint(2),
+            Value::Array(vec![uint(*node), uint(*service)]),
+        ]),
     }
 }
 
 fn parse_eid(value: &Value) -> Result<EndpointId, BundleError> {
     let Value::Array(items) = value else {
-        return Err(BundleError::Eid("an endpoint is a [scheme, ssp] array".to_owned()));
+        return Err(BundleError::Eid(
+            "an endpoint is a [scheme, ssp] array".to_owned(),
+        ));
     };
     let [scheme, ssp] = items.as_slice() else {
-        return Err(BundleError::Eid("an endpoint is a [scheme, ssp] array".to_owned()));
+        return Err(BundleError::Eid(
+            "an endpoint is a [scheme, ssp] array".to_owned(),
+        ));
     };
     match (as_u64(scheme)?, ssp) {
         (1, Value::Integer(i)) if u64::try_from(*i) == Ok(0) => Ok(EndpointId::None),
@@ -578,19 +631,28 @@ fn parse_eid(value: &Value) -> Result<EndpointId, BundleError> {
             node: as_u64(&parts[0])?,
             service: as_u64(&parts[1])?,
         }),
-        (scheme, _) => Err(BundleError::Eid(format!("unsupported endpoint scheme {scheme}"))),
+        (scheme, _) => Err(BundleError::Eid(format!(
+            "unsupported endpoint scheme {scheme}"
+        ))),
     }
 }
 
 fn parse_primary(value: Value, raw: &[u8]) -> Result<Bundle, BundleError> {
     let Value::Array(items) = value else {
-        return Err(BundleError::Structure("the primary block is an array".to_owned()));
+        return Err(BundleError::Structure(
+            "the primary block is an array".to_owned(),
+        ));
     };
     if !(8..=11).contains(&items.len()) {
-        return Err(BundleError::Structure(format!("primary block of {} fields", items.len())));
+        return Err(BundleError::Structure(format!(
+            "primary block of {} fields",
+            items.len()
+        )));
     }
     if as_u64(&items[0])? != 7 {
-        return Err(BundleError::Structure("bundle protocol version is not 7".to_owned()));
+        return Err(BundleError::Structure(
+            "bundle protocol version is not 7".to_owned(),
+        ));
     }
     let flags = as_u64(&items[1])?;
     let crc = CrcType::from_code(as_u64(&items[2])?)?;
@@ -604,18 +666,27 @@ fn parse_primary(value: Value, raw: &[u8]) -> Result<Bundle, BundleError> {
     }
     if crc != CrcType::None {
         let Some(Value::Bytes(claimed)) = items.last() else {
-            return Err(BundleError::Structure("the primary block's crc is not a byte string".to_owned()));
+            return Err(BundleError::Structure(
+                "the primary block's crc is not a byte string".to_owned(),
+            ));
         };
         check_crc(raw, crc, claimed, 0)?;
     }
     let Value::Array(ts) = &items[6] else {
-        return Err(BundleError::Structure("creation timestamp is not an array".to_owned()));
+        return Err(BundleError::Structure(
+            "creation timestamp is not an array".to_owned(),
+        ));
     };
     let [ms, seq] = ts.as_slice() else {
-        return Err(BundleError::Structure("creation timestamp is not [time, seq]".to_owned()));
+        return Err(BundleError::Structure(
+            "creation timestamp is not [time, seq]".to_owned(),
+        ));
     };
     let fragment = if is_fragment {
-        Some(FragmentInfo { offset: as_u64(&items[8])?, total_len: as_u64(&items[9])? })
+        Some(FragmentInfo {
+            offset: as_u64(&items[8])?,
+            total_len: as_u64(&items[9])?,
+        })
     } else {
         None
     };
@@ -625,7 +696,10 @@ fn parse_primary(value: Value, raw: &[u8]) -> Result<Bundle, BundleError> {
         destination: parse_eid(&items[3])?,
         source: parse_eid(&items[4])?,
         report_to: parse_eid(&items[5])?,
-        created: CreationTimestamp { dtn_ms: as_u64(ms)?, seq: as_u64(seq)? },
+        created: CreationTimestamp {
+            dtn_ms: as_u64(ms)?,
+            seq: as_u64(seq)?,
+        },
         lifetime_ms: as_u64(&items[7])?,
         fragment,
         blocks: Vec::new(),
@@ -634,19 +708,28 @@ fn parse_primary(value: Value, raw: &[u8]) -> Result<Bundle, BundleError> {
 
 fn parse_block(value: Value, raw: &[u8]) -> Result<Block, BundleError> {
     let Value::Array(items) = value else {
-        return Err(BundleError::Structure("a canonical block is an array".to_owned()));
+        return Err(BundleError::Structure(
+            "a canonical block is an array".to_owned(),
+        ));
     };
     if !(5..=6).contains(&items.len()) {
-        return Err(BundleError::Structure(format!("canonical block of {} fields", items.len())));
+        return Err(BundleError::Structure(format!(
+            "canonical block of {} fields",
+            items.len()
+        )));
     }
     let number = as_u64(&items[1])?;
     let crc = CrcType::from_code(as_u64(&items[3])?)?;
     if items.len() != 5 + usize::from(crc != CrcType::None) {
-        return Err(BundleError::Structure(format!("block {number}: crc type and field count disagree")));
+        return Err(BundleError::Structure(format!(
+            "block {number}: crc type and field count disagree"
+        )));
     }
     if crc != CrcType::None {
         let Some(Value::Bytes(claimed)) = items.last() else {
-            return Err(BundleError::Structure(format!("block {number}: crc is not a byte string")));
+            return Err(BundleError::Structure(format!(
+                "block {number}: crc is not a byte string"
+            )));
         };
         check_crc(raw, crc, claimed, number)?;
     }
@@ -656,9 +739,17 @@ fn parse_block(value: Value, raw: &[u8]) -> Result<Block, BundleError> {
     let flags = as_u64(&items.next().unwrap_or(Value::Null))?;
     let _crc = items.next();
     let Some(Value::Bytes(data)) = items.next() else {
-        return Err(BundleError::Structure(format!("block {number}: data is not a byte string")));
+        return Err(BundleError::Structure(format!(
+            "block {number}: data is not a byte string"
+        )));
     };
-    Ok(Block { kind, number, flags, crc, data })
+    Ok(Block {
+        kind,
+        number,
+        flags,
+        crc,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -668,7 +759,10 @@ mod tests {
     fn sample() -> Bundle {
         BundleBuilder::new(EndpointId::dtn("a", "x").unwrap(), EndpointId::ipn(9, 1))
             .payload(b"hello".to_vec())
-            .created(CreationTimestamp { dtn_ms: 1_000, seq: 2 })
+            .created(CreationTimestamp {
+                dtn_ms: 1_000,
+                seq: 2,
+            })
             .build()
     }
 
@@ -678,7 +772,13 @@ mod tests {
         let decoded = Bundle::decode(&bundle.encode()).unwrap();
         assert_eq!(decoded, bundle);
         assert_eq!(decoded.payload(), b"hello");
-        assert_eq!(decoded.hop_count(), Some(HopCount { limit: DEFAULT_HOP_LIMIT, count: 0 }));
+        assert_eq!(
+            decoded.hop_count(),
+            Some(HopCount {
+                limit: DEFAULT_HOP_LIMIT,
+                count: 0
+            })
+        );
         assert_eq!(decoded.id().as_str(), "dtn://a/x-1000-2");
     }
 
@@ -712,7 +812,10 @@ mod tests {
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x01;
-            assert!(Bundle::decode(&damaged).is_err(), "flip at {at} went unnoticed");
+            assert!(
+                Bundle::decode(&damaged).is_err(),
+                "flip at {at} went unnoticed"
+            );
         }
     }
 

@@ -78,7 +78,9 @@ impl FromStr for EndpointId {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if text.len() > MAX_EID_LEN {
-            return Err(BundleError::Eid(format!("endpoint longer than {MAX_EID_LEN} bytes")));
+            return Err(BundleError::Eid(format!(
+                "endpoint longer than {MAX_EID_LEN} bytes"
+            )));
         }
         if text == "dtn:none" {
             return Ok(EndpointId::None);
@@ -94,26 +96,39 @@ impl FromStr for EndpointId {
                 part.parse::<u64>()
                     .map_err(|_| BundleError::Eid(format!("`{text}` has a bad ipn number")))
             };
-            return Ok(EndpointId::Ipn { node: parse(node)?, service: parse(service)? });
+            return Ok(EndpointId::Ipn {
+                node: parse(node)?,
+                service: parse(service)?,
+            });
         }
-        Err(BundleError::Eid(format!("`{text}` is neither a dtn nor an ipn endpoint")))
+        Err(BundleError::Eid(format!(
+            "`{text}` is neither a dtn nor an ipn endpoint"
+        )))
     }
 }
 
 /// Checks a dtn scheme-specific part: `//node/...`, printable ASCII.
 pub(crate) fn dtn_from_ssp(ssp: &str) -> Result<EndpointId, BundleError> {
     if ssp.len() > MAX_EID_LEN {
-        return Err(BundleError::Eid(format!("endpoint longer than {MAX_EID_LEN} bytes")));
+        return Err(BundleError::Eid(format!(
+            "endpoint longer than {MAX_EID_LEN} bytes"
+        )));
     }
     let Some(rest) = ssp.strip_prefix("//") else {
-        return Err(BundleError::Eid(format!("dtn endpoint `{ssp}` does not start with //")));
+        return Err(BundleError::Eid(format!(
+            "dtn endpoint `{ssp}` does not start with //"
+        )));
     };
     let node = rest.split('/').next().unwrap_or_default();
     if node.is_empty() {
-        return Err(BundleError::Eid(format!("dtn endpoint `{ssp}` has no node name")));
+        return Err(BundleError::Eid(format!(
+            "dtn endpoint `{ssp}` has no node name"
+        )));
     }
     if !ssp.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(BundleError::Eid("dtn endpoint has non-printable characters".to_owned()));
+        return Err(BundleError::Eid(
+            "dtn endpoint has non-printable characters".to_owned(),
+        ));
     }
     Ok(EndpointId::Dtn(ssp.to_owned()))
 }
@@ -128,7 +143,14 @@ mod tests {
             let eid: EndpointId = text.parse().unwrap();
             assert_eq!(eid.to_string(), text);
         }
-        for bad in ["dtn:node", "dtn:///x", "ipn:1", "ipn:a.b", "http://x", "dtn://a b/"] {
+        for bad in [
+            "dtn:node",
+            "dtn:///x",
+            "ipn:1",
+            "ipn:a.b",
+            "http://x",
+            "dtn://a b/",
+        ] {
             assert!(bad.parse::<EndpointId>().is_err(), "{bad}");
         }
     }

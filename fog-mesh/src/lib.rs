@@ -24,30 +24,47 @@
 //! # Ok::<(), fog_mesh::BundleError>(())
 //! ```
 
+mod bearer;
 mod bundle;
 mod eid;
 mod error;
+mod frame;
+mod node;
 mod router;
 mod sim;
 mod store;
+mod wire;
 
+pub use bearer::{
+    Bearer, BearerEvent, EVENT_CHANNEL, LinkAddr, MemoryBearer, MemoryHub, UdpBearer, UdpConfig,
+};
 pub use bundle::{
-    BUNDLE_AGE_BLOCK, Block, Bundle, BundleBuilder, BundleId, CreationTimestamp, CrcType,
+    BUNDLE_AGE_BLOCK, Block, Bundle, BundleBuilder, BundleId, CrcType, CreationTimestamp,
     DEFAULT_HOP_LIMIT, FragmentInfo, HOP_COUNT_BLOCK, HopCount, MAX_BLOCKS, MAX_BUNDLE_SIZE,
     PAYLOAD_BLOCK, PREVIOUS_NODE_BLOCK, dtn_now_ms,
 };
 pub use eid::{EndpointId, MAX_EID_LEN};
-pub use router::{
-    Epidemic, Flooding, Offer, Prophet, ProphetParams, Router, RouterConfig, RouterKind, RoutingInfo,
-    SprayAndWait, Trigger,
-};
-pub use sim::{ContactEvent, ContactTrace, MAX_TRACE_NODES, RandomWaypoint, SimConfig, SimReport, Workload, simulate};
-pub use store::{BundleStore, Insert, Priority, StoreConfig, StoredMeta};
 pub use error::{BearerError, BundleError, FrameError, SimError, StoreError};
+pub use frame::{
+    FRAME_HEADER, Frame, Reassembler, ReassemblyLimits, ReassemblyStats, decode_frame, fragment,
+};
+pub use node::{MeshConfig, MeshError, MeshNode, MeshStats};
+pub use router::{
+    Epidemic, Flooding, Offer, Prophet, ProphetParams, Router, RouterConfig, RouterKind,
+    RoutingInfo, SprayAndWait, Trigger,
+};
+pub use sim::{
+    ContactEvent, ContactTrace, MAX_TRACE_NODES, RandomWaypoint, SimConfig, SimReport, Workload,
+    simulate,
+};
+pub use store::{BundleStore, Insert, Priority, StoreConfig, StoredMeta};
+pub use wire::{LinkMessage, MAX_LINK_MESSAGE, MAX_SUMMARY};
 
 /// A node as routing sees it: the ipn node number, or a stable hash of a dtn
 /// node name (see [`EndpointId::node_id`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct NodeId(pub u64);
 
 impl std::fmt::Display for NodeId {

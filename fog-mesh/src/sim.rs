@@ -57,7 +57,10 @@ impl ContactTrace {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let bad = |reason: &str| SimError::Trace { line: index + 1, reason: reason.to_owned() };
+            let bad = |reason: &str| SimError::Trace {
+                line: index + 1,
+                reason: reason.to_owned(),
+            };
             let fields: Vec<&str> = line.split_whitespace().collect();
             let [time, kind, a, b, state] = fields.as_slice() else {
                 return Err(bad("expected `<time> CONN <a> <b> up|down`"));
@@ -95,7 +98,14 @@ impl ContactTrace {
     pub fn to_one_format(&self) -> String {
         let mut out = String::new();
         for e in &self.events {
-            let _ = writeln!(out, "{:.1} CONN {} {} {}", e.time, e.a, e.b, if e.up { "up" } else { "down" });
+            let _ = writeln!(
+                out,
+                "{:.1} CONN {} {} {}",
+                e.time,
+                e.a,
+                e.b,
+                if e.up { "up" } else { "down" }
+            );
         }
         out
     }
@@ -148,7 +158,7 @@ impl SplitMix {
     }
 
     pub(crate) fn below(&mut self, n: u32) -> u32 {
-        ((self.next_u64() >> 32) * u64::from(n) >> 32) as u32
+        (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32
     }
 }
 
@@ -201,14 +211,25 @@ impl RandomWaypoint {
     /// Generates the trace.
     pub fn generate(&self) -> Result<ContactTrace, SimError> {
         if self.nodes < 2 || self.nodes > 10_000 {
-            return Err(SimError::Config("random waypoint needs 2 to 10,000 nodes".to_owned()));
+            return Err(SimError::Config(
+                "random waypoint needs 2 to 10,000 nodes".to_owned(),
+            ));
         }
-        let positive = [self.width, self.height, self.range, self.max_speed, self.duration, self.step];
+        let positive = [
+            self.width,
+            self.height,
+            self.range,
+            self.max_speed,
+            self.duration,
+            self.step,
+        ];
         if positive.iter().any(|v| !v.is_finite() || *v <= 0.0)
             || !(0.0..=self.max_speed).contains(&self.min_speed)
             || self.max_pause < 0.0
         {
-            return Err(SimError::Config("random waypoint settings must be positive".to_owned()));
+            return Err(SimError::Config(
+                "random waypoint settings must be positive".to_owned(),
+            ));
         }
         struct Walker {
             x: f64,
@@ -265,7 +286,12 @@ impl RandomWaypoint {
                     let cell = &mut linked[i * n + j];
                     if close != *cell {
                         *cell = close;
-                        events.push(ContactEvent { time: t, a: i as u32, b: j as u32, up: close });
+                        events.push(ContactEvent {
+                            time: t,
+                            a: i as u32,
+                            b: j as u32,
+                            up: close,
+                        });
                     }
                 }
             }
@@ -275,11 +301,19 @@ impl RandomWaypoint {
         for i in 0..n {
             for j in i + 1..n {
                 if linked[i * n + j] {
-                    events.push(ContactEvent { time: end, a: i as u32, b: j as u32, up: false });
+                    events.push(ContactEvent {
+                        time: end,
+                        a: i as u32,
+                        b: j as u32,
+                        up: false,
+                    });
                 }
             }
         }
-        Ok(ContactTrace { events, nodes: self.nodes })
+        Ok(ContactTrace {
+            events,
+            nodes: self.nodes,
+        })
     }
 }
 
@@ -299,7 +333,12 @@ pub struct Workload {
 
 impl Default for Workload {
     fn default() -> Self {
-        Workload { messages_per_hour: 120.0, size: 1024, ttl_s: 4.0 * 3600.0, seed: 7 }
+        Workload {
+            messages_per_hour: 120.0,
+            size: 1024,
+            ttl_s: 4.0 * 3600.0,
+            seed: 7,
+        }
     }
 }
 
@@ -411,10 +450,17 @@ impl World<'_> {
 
     fn hold(&mut self, node: u32, message: u32, copies: u32, hops: u64) {
         self.arrivals += 1;
-        let held = Held { copies, hops, arrived: self.arrivals };
+        let held = Held {
+            copies,
+            hops,
+            arrived: self.arrivals,
+        };
         let buffer = &mut self.nodes[node as usize].buffer;
         if buffer.len() >= self.config.buffer_bundles {
-            let oldest = buffer.iter().min_by_key(|(_, h)| h.arrived).map(|(&m, _)| m);
+            let oldest = buffer
+                .iter()
+                .min_by_key(|(_, h)| h.arrived)
+                .map(|(&m, _)| m);
             if let Some(oldest) = oldest {
                 buffer.remove(&oldest);
                 self.drops += 1;
@@ -422,9 +468,14 @@ impl World<'_> {
         }
         buffer.insert(message, held);
         self.peak = self.peak.max(buffer.len());
-        let neighbours: Vec<u32> = self.nodes[node as usize].neighbours.iter().copied().collect();
+        let neighbours: Vec<u32> = self.nodes[node as usize]
+            .neighbours
+            .iter()
+            .copied()
+            .collect();
         for peer in neighbours {
-            self.queue.push_back((node, peer, message, Trigger::NewBundle));
+            self.queue
+                .push_back((node, peer, message, Trigger::NewBundle));
         }
     }
 
@@ -441,8 +492,12 @@ impl World<'_> {
         if !event.up {
             if self.nodes[a as usize].neighbours.remove(&b) {
                 self.nodes[b as usize].neighbours.remove(&a);
-                self.nodes[a as usize].router.link_down(now, NodeId(b.into()));
-                self.nodes[b as usize].router.link_down(now, NodeId(a.into()));
+                self.nodes[a as usize]
+                    .router
+                    .link_down(now, NodeId(b.into()));
+                self.nodes[b as usize]
+                    .router
+                    .link_down(now, NodeId(a.into()));
             }
             return;
         }
@@ -452,11 +507,19 @@ impl World<'_> {
         self.nodes[b as usize].neighbours.insert(a);
         let info_a = self.nodes[a as usize].router.link_up(now, NodeId(b.into()));
         let info_b = self.nodes[b as usize].router.link_up(now, NodeId(a.into()));
-        self.nodes[a as usize].router.peer_info(now, NodeId(b.into()), &info_b);
-        self.nodes[b as usize].router.peer_info(now, NodeId(a.into()), &info_a);
+        self.nodes[a as usize]
+            .router
+            .peer_info(now, NodeId(b.into()), &info_b);
+        self.nodes[b as usize]
+            .router
+            .peer_info(now, NodeId(a.into()), &info_a);
         for (from, to) in [(a, b), (b, a)] {
-            let expired: Vec<u32> =
-                self.nodes[from as usize].buffer.keys().copied().filter(|&m| self.expired(m, now)).collect();
+            let expired: Vec<u32> = self.nodes[from as usize]
+                .buffer
+                .keys()
+                .copied()
+                .filter(|&m| self.expired(m, now))
+                .collect();
             for m in expired {
                 self.nodes[from as usize].buffer.remove(&m);
             }
@@ -473,7 +536,9 @@ impl World<'_> {
             if !self.nodes[from as usize].neighbours.contains(&to) || self.seen(to, message) {
                 continue;
             }
-            let Some(held) = self.nodes[from as usize].buffer.get(&message).copied() else { continue };
+            let Some(held) = self.nodes[from as usize].buffer.get(&message).copied() else {
+                continue;
+            };
             if self.expired(message, now) {
                 continue;
             }
@@ -514,15 +579,25 @@ impl World<'_> {
 /// Replays `trace` with `config` and reports what happened.
 pub fn simulate(trace: &ContactTrace, config: &SimConfig) -> Result<SimReport, SimError> {
     let w = &config.workload;
-    if !(w.messages_per_hour.is_finite() && w.messages_per_hour > 0.0) || !(w.ttl_s.is_finite() && w.ttl_s > 0.0) {
-        return Err(SimError::Config("the workload needs a positive rate and ttl".to_owned()));
+    if !(w.messages_per_hour.is_finite()
+        && w.messages_per_hour > 0.0
+        && w.ttl_s.is_finite()
+        && w.ttl_s > 0.0)
+    {
+        return Err(SimError::Config(
+            "the workload needs a positive rate and ttl".to_owned(),
+        ));
     }
     if config.buffer_bundles == 0 {
-        return Err(SimError::Config("buffers must hold at least one bundle".to_owned()));
+        return Err(SimError::Config(
+            "buffers must hold at least one bundle".to_owned(),
+        ));
     }
     let nodes = trace.nodes();
     if nodes < 2 {
-        return Err(SimError::Config("the trace has fewer than two nodes".to_owned()));
+        return Err(SimError::Config(
+            "the trace has fewer than two nodes".to_owned(),
+        ));
     }
     // Messages arrive as a Poisson process until one ttl before the end,
     // so each has its whole lifetime inside the trace when possible.
@@ -542,12 +617,19 @@ pub fn simulate(trace: &ContactTrace, config: &SimConfig) -> Result<SimReport, S
         if destination >= source {
             destination += 1;
         }
-        messages.push(Message { created: t, source, destination });
+        messages.push(Message {
+            created: t,
+            source,
+            destination,
+        });
     }
     let count = messages.len();
-    let seen_cells = (nodes as usize).checked_mul(count).filter(|&c| c <= 1 << 31).ok_or_else(|| {
-        SimError::Config("nodes × messages is too large for one simulation".to_owned())
-    })?;
+    let seen_cells = (nodes as usize)
+        .checked_mul(count)
+        .filter(|&c| c <= 1 << 31)
+        .ok_or_else(|| {
+            SimError::Config("nodes × messages is too large for one simulation".to_owned())
+        })?;
     let mut world = World {
         config,
         nodes: (0..nodes)
@@ -590,12 +672,20 @@ pub fn simulate(trace: &ContactTrace, config: &SimConfig) -> Result<SimReport, S
         contacts: trace.contacts(),
         created: count,
         delivered,
-        delivery_ratio: if count == 0 { 0.0 } else { delivered as f64 / count as f64 },
+        delivery_ratio: if count == 0 {
+            0.0
+        } else {
+            delivered as f64 / count as f64
+        },
         latency_median_s: percentile(&latencies, 0.5),
         latency_p95_s: percentile(&latencies, 0.95),
         relayed: world.relayed,
         overhead_ratio: world.relayed as f64 / delivered.max(1) as f64,
-        mean_hops: if delivered == 0 { 0.0 } else { hops as f64 / delivered as f64 },
+        mean_hops: if delivered == 0 {
+            0.0
+        } else {
+            hops as f64 / delivered as f64
+        },
         peak_buffer_bundles: world.peak,
         buffer_drops: world.drops,
     })
@@ -616,11 +706,21 @@ mod tests {
 
     #[test]
     fn parses_one_format() {
-        let trace = ContactTrace::parse("# comment\n0 CONN 0 1 up\n\n10.5 CONN n1 n2 up\n20 CONN 0 1 down\n").unwrap();
+        let trace = ContactTrace::parse(
+            "# comment\n0 CONN 0 1 up\n\n10.5 CONN n1 n2 up\n20 CONN 0 1 down\n",
+        )
+        .unwrap();
         assert_eq!(trace.nodes(), 3);
         assert_eq!(trace.contacts(), 2);
         assert_eq!(ContactTrace::parse(&trace.to_one_format()).unwrap(), trace);
-        for bad in ["0 CONN 0 1", "x CONN 0 1 up", "0 LINK 0 1 up", "0 CONN 0 0 up", "0 CONN 0 1 sideways", "-1 CONN 0 1 up"] {
+        for bad in [
+            "0 CONN 0 1",
+            "x CONN 0 1 up",
+            "0 LINK 0 1 up",
+            "0 CONN 0 0 up",
+            "0 CONN 0 1 sideways",
+            "-1 CONN 0 1 up",
+        ] {
             assert!(ContactTrace::parse(bad).is_err(), "{bad}");
         }
     }
@@ -633,7 +733,12 @@ mod tests {
         )
         .unwrap();
         let mut config = SimConfig::new(RouterKind::Epidemic);
-        config.workload = Workload { messages_per_hour: 3600.0, size: 10, ttl_s: 4000.0, seed: 3 };
+        config.workload = Workload {
+            messages_per_hour: 3600.0,
+            size: 10,
+            ttl_s: 4000.0,
+            seed: 3,
+        };
         let report = simulate(&trace, &config).unwrap();
         assert!(report.created > 0);
         assert!(report.delivered > 0);
@@ -642,11 +747,21 @@ mod tests {
 
     #[test]
     fn random_waypoint_is_deterministic_and_balanced() {
-        let rwp = RandomWaypoint { nodes: 10, duration: 3600.0, width: 500.0, height: 500.0, ..RandomWaypoint::default() };
+        let rwp = RandomWaypoint {
+            nodes: 10,
+            duration: 3600.0,
+            width: 500.0,
+            height: 500.0,
+            ..RandomWaypoint::default()
+        };
         let trace = rwp.generate().unwrap();
         assert_eq!(trace, rwp.generate().unwrap());
         let ups = trace.events().iter().filter(|e| e.up).count();
-        assert_eq!(ups * 2, trace.events().len(), "every contact goes up and down");
+        assert_eq!(
+            ups * 2,
+            trace.events().len(),
+            "every contact goes up and down"
+        );
         assert!(ups > 0);
     }
 }

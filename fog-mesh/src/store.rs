@@ -13,9 +13,9 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::NodeId;
 use crate::bundle::{Bundle, BundleId};
 use crate::error::StoreError;
-use crate::NodeId;
 
 /// Bundle priority in the store (BPv6's classes; BPv7 leaves it local).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -62,14 +62,22 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { max_bundles: 10_000, max_bytes: 256 * 1024 * 1024, max_seen: 100_000 }
+        StoreConfig {
+            max_bundles: 10_000,
+            max_bytes: 256 * 1024 * 1024,
+            max_seen: 100_000,
+        }
     }
 }
 
 impl StoreConfig {
     /// A config with the given bundle and byte limits.
     pub fn new(max_bundles: usize, max_bytes: usize) -> Self {
-        StoreConfig { max_bundles, max_bytes, ..StoreConfig::default() }
+        StoreConfig {
+            max_bundles,
+            max_bytes,
+            ..StoreConfig::default()
+        }
     }
 }
 
@@ -180,7 +188,10 @@ impl BundleStore {
         let id = bundle.id();
         let data = bundle.encode();
         if data.len() > self.config.max_bytes {
-            return Err(StoreError::DoesNotFit { size: data.len(), capacity: self.config.max_bytes });
+            return Err(StoreError::DoesNotFit {
+                size: data.len(),
+                capacity: self.config.max_bytes,
+            });
         }
         let expires_at = bundle.expires_at_dtn_ms().unwrap_or_else(|| {
             let lifetime = u64::try_from(bundle.lifetime().as_millis()).unwrap_or(u64::MAX);
@@ -277,10 +288,17 @@ impl BundleStore {
     pub fn get(&self, id: &BundleId) -> Result<Option<Bundle>, StoreError> {
         let data: Option<Vec<u8>> = self
             .conn
-            .query_row("SELECT data FROM bundles WHERE id = ?1", params![id.as_str()], |row| row.get(0))
+            .query_row(
+                "SELECT data FROM bundles WHERE id = ?1",
+                params![id.as_str()],
+                |row| row.get(0),
+            )
             .optional()?;
         data.map(|bytes| {
-            Bundle::decode(&bytes).map_err(|source| StoreError::Damaged { id: id.to_string(), source })
+            Bundle::decode(&bytes).map_err(|source| StoreError::Damaged {
+                id: id.to_string(),
+                source,
+            })
         })
         .transpose()
     }
@@ -290,9 +308,15 @@ impl BundleStore {
     pub fn remove(&mut self, id: &BundleId) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
         let expires: Option<i64> = tx
-            .query_row("SELECT expires_at FROM bundles WHERE id = ?1", params![id.as_str()], |row| row.get(0))
+            .query_row(
+                "SELECT expires_at FROM bundles WHERE id = ?1",
+                params![id.as_str()],
+                |row| row.get(0),
+            )
             .optional()?;
-        let Some(expires) = expires else { return Ok(false) };
+        let Some(expires) = expires else {
+            return Ok(false);
+        };
         tx.execute("DELETE FROM bundles WHERE id = ?1", params![id.as_str()])?;
         remember(&tx, id, expires, self.config.max_seen)?;
         tx.commit()?;
@@ -346,15 +370,23 @@ impl BundleStore {
             stmt.query_map(params![to_sql(now_ms)], |row| row.get(0))?
                 .collect::<Result<_, _>>()?
         };
-        tx.execute("DELETE FROM bundles WHERE expires_at <= ?1", params![to_sql(now_ms)])?;
-        tx.execute("DELETE FROM seen WHERE expires_at <= ?1", params![to_sql(now_ms)])?;
+        tx.execute(
+            "DELETE FROM bundles WHERE expires_at <= ?1",
+            params![to_sql(now_ms)],
+        )?;
+        tx.execute(
+            "DELETE FROM seen WHERE expires_at <= ?1",
+            params![to_sql(now_ms)],
+        )?;
         tx.commit()?;
         Ok(ids.into_iter().map(BundleId::from_wire).collect())
     }
 
     /// Number of bundles held.
     pub fn len(&self) -> Result<usize, StoreError> {
-        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM bundles", [], |row| row.get(0))?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM bundles", [], |row| row.get(0))?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
@@ -366,13 +398,21 @@ impl BundleStore {
     /// Total encoded bytes held.
     pub fn bytes(&self) -> Result<usize, StoreError> {
         let n: i64 =
-            self.conn.query_row("SELECT COALESCE(SUM(size), 0) FROM bundles", [], |row| row.get(0))?;
+            self.conn
+                .query_row("SELECT COALESCE(SUM(size), 0) FROM bundles", [], |row| {
+                    row.get(0)
+                })?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
 }
 
 /// Adds `id` to the seen set, dropping the soonest-expiring entries beyond `max`.
-fn remember(tx: &rusqlite::Transaction<'_>, id: &BundleId, expires: i64, max: usize) -> Result<(), StoreError> {
+fn remember(
+    tx: &rusqlite::Transaction<'_>,
+    id: &BundleId,
+    expires: i64,
+    max: usize,
+) -> Result<(), StoreError> {
     tx.execute(
         "INSERT OR REPLACE INTO seen (id, expires_at) VALUES (?1, ?2)",
         params![id.as_str(), expires],
@@ -393,7 +433,10 @@ mod tests {
 
     fn bundle(seq: u64, lifetime_s: u64, size: usize) -> Bundle {
         BundleBuilder::new(EndpointId::ipn(1, 0), EndpointId::ipn(2, 0))
-            .created(CreationTimestamp { dtn_ms: 1_000_000, seq })
+            .created(CreationTimestamp {
+                dtn_ms: 1_000_000,
+                seq,
+            })
             .lifetime(Duration::from_secs(lifetime_s))
             .payload(vec![0; size])
             .build()
@@ -403,10 +446,19 @@ mod tests {
     fn deduplicates_also_after_removal() {
         let mut store = BundleStore::open_in_memory(StoreConfig::default()).unwrap();
         let b = bundle(1, 60, 10);
-        assert!(matches!(store.insert(&b, Priority::Normal, 1, 1_000_000).unwrap(), Insert::Stored { .. }));
-        assert_eq!(store.insert(&b, Priority::Normal, 1, 1_000_000).unwrap(), Insert::Duplicate);
+        assert!(matches!(
+            store.insert(&b, Priority::Normal, 1, 1_000_000).unwrap(),
+            Insert::Stored { .. }
+        ));
+        assert_eq!(
+            store.insert(&b, Priority::Normal, 1, 1_000_000).unwrap(),
+            Insert::Duplicate
+        );
         assert!(store.remove(&b.id()).unwrap());
-        assert_eq!(store.insert(&b, Priority::Normal, 1, 1_000_000).unwrap(), Insert::Duplicate);
+        assert_eq!(
+            store.insert(&b, Priority::Normal, 1, 1_000_000).unwrap(),
+            Insert::Duplicate
+        );
         assert!(store.is_empty().unwrap());
     }
 
@@ -415,21 +467,34 @@ mod tests {
         let mut store = BundleStore::open_in_memory(StoreConfig::new(2, 1 << 20)).unwrap();
         let short = bundle(1, 1, 10);
         let bulk = bundle(2, 600, 10);
-        store.insert(&short, Priority::Expedited, 1, 1_000_000).unwrap();
+        store
+            .insert(&short, Priority::Expedited, 1, 1_000_000)
+            .unwrap();
         store.insert(&bulk, Priority::Bulk, 1, 1_000_000).unwrap();
         // At t+2s the expired expedited bundle goes before the live bulk one.
         let third = bundle(3, 600, 10);
-        let Insert::Stored { evicted } = store.insert(&third, Priority::Normal, 1, 1_002_000).unwrap() else {
+        let Insert::Stored { evicted } = store
+            .insert(&third, Priority::Normal, 1, 1_002_000)
+            .unwrap()
+        else {
             panic!("not stored")
         };
         assert_eq!(evicted, vec![short.id()]);
         let fourth = bundle(4, 600, 10);
-        let Insert::Stored { evicted } = store.insert(&fourth, Priority::Normal, 1, 1_002_000).unwrap() else {
+        let Insert::Stored { evicted } = store
+            .insert(&fourth, Priority::Normal, 1, 1_002_000)
+            .unwrap()
+        else {
             panic!("not stored")
         };
         assert_eq!(evicted, vec![bulk.id()]);
         // Now both held bundles are Normal: a Bulk newcomer is refused.
-        assert_eq!(store.insert(&bundle(5, 600, 10), Priority::Bulk, 1, 1_002_000).unwrap(), Insert::Refused);
+        assert_eq!(
+            store
+                .insert(&bundle(5, 600, 10), Priority::Bulk, 1, 1_002_000)
+                .unwrap(),
+            Insert::Refused
+        );
         assert_eq!(store.len().unwrap(), 2);
     }
 
@@ -437,7 +502,9 @@ mod tests {
     fn byte_limit_holds() {
         let mut store = BundleStore::open_in_memory(StoreConfig::new(100, 400)).unwrap();
         for seq in 0..10 {
-            store.insert(&bundle(seq, 600, 100), Priority::Normal, 1, 1_000_000).unwrap();
+            store
+                .insert(&bundle(seq, 600, 100), Priority::Normal, 1, 1_000_000)
+                .unwrap();
             assert!(store.bytes().unwrap() <= 400);
         }
         assert!(matches!(

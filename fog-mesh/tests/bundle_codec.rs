@@ -12,10 +12,15 @@ fn bundles_encoded_here_decode_with_bp7() {
         EndpointId::ipn(42, 7),
     )
     .payload(b"job bundle".to_vec())
-    .lifetime(Duration::from_secs(600))
-    .created(CreationTimestamp { dtn_ms: 812_345_678_901, seq: 3 })
+    .lifetime(Duration::from_mins(10))
+    .created(CreationTimestamp {
+        dtn_ms: 812_345_678_901,
+        seq: 3,
+    })
     .build();
-    bundle.prepare_forward(&EndpointId::dtn("relay-b", "").unwrap(), 1_500).unwrap();
+    bundle
+        .prepare_forward(&EndpointId::dtn("relay-b", "").unwrap(), 1_500)
+        .unwrap();
     let bytes = bundle.encode();
 
     let mut theirs = bp7::Bundle::try_from(bytes.as_slice()).expect("bp7 decodes our bundle");
@@ -23,10 +28,13 @@ fn bundles_encoded_here_decode_with_bp7() {
     assert!(theirs.validate().is_ok(), "bp7 finds our bundle invalid");
     assert_eq!(theirs.primary.source.to_string(), "dtn://node-a/jobs");
     assert_eq!(theirs.primary.destination.to_string(), "ipn:42.7");
-    assert_eq!(theirs.primary.lifetime, Duration::from_secs(600));
+    assert_eq!(theirs.primary.lifetime, Duration::from_mins(10));
     assert_eq!(theirs.primary.creation_timestamp.seqno(), 3);
-    assert_eq!(theirs.payload().map(|p| p.to_vec()), Some(b"job bundle".to_vec()));
-    assert_eq!(theirs.previous_node().map(ToString::to_string), Some("dtn://relay-b/".to_owned()));
+    assert_eq!(theirs.payload().cloned(), Some(b"job bundle".to_vec()));
+    assert_eq!(
+        theirs.previous_node().map(ToString::to_string),
+        Some("dtn://relay-b/".to_owned())
+    );
     let hop = theirs
         .extension_block_by_type(bp7::HOP_COUNT_BLOCK)
         .and_then(bp7::CanonicalBlock::hop_count_get);
@@ -50,9 +58,19 @@ fn bundles_encoded_by_bp7_decode_here() {
         assert_eq!(ours.payload(), b"from bp7");
         assert_eq!(ours.source().to_string(), "dtn://sender/app");
         assert_eq!(ours.destination(), &EndpointId::ipn(5, 1));
-        assert_eq!(ours.created().seq, theirs.primary.creation_timestamp.seqno());
+        assert_eq!(
+            ours.created().seq,
+            theirs.primary.creation_timestamp.seqno()
+        );
         assert_eq!(ours.hop_count().map(|h| (h.limit, h.count)), Some((32, 0)));
-        assert_eq!(ours.id().as_str(), format!("dtn://sender/app-{}-{}", ours.created().dtn_ms, ours.created().seq));
+        assert_eq!(
+            ours.id().as_str(),
+            format!(
+                "dtn://sender/app-{}-{}",
+                ours.created().dtn_ms,
+                ours.created().seq
+            )
+        );
         // A bundle we did not build is re-encoded byte for byte.
         assert_eq!(ours.encode(), bytes, "crc type {crc}");
     }

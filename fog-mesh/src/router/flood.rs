@@ -75,7 +75,13 @@ mod tests {
     use super::*;
 
     fn offer(trigger: Trigger, hops: u64) -> Offer {
-        Offer { peer: NodeId(2), destination: Some(NodeId(9)), copies: 1, hops, trigger }
+        Offer {
+            peer: NodeId(2),
+            destination: Some(NodeId(9)),
+            copies: 1,
+            hops,
+            trigger,
+        }
     }
 
     #[test]

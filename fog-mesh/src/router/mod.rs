@@ -118,8 +118,12 @@ pub enum RouterKind {
 
 impl RouterKind {
     /// Every scheme, in a fixed order.
-    pub const ALL: [RouterKind; 4] =
-        [RouterKind::Flood, RouterKind::Epidemic, RouterKind::Prophet, RouterKind::Spray];
+    pub const ALL: [RouterKind; 4] = [
+        RouterKind::Flood,
+        RouterKind::Epidemic,
+        RouterKind::Prophet,
+        RouterKind::Spray,
+    ];
 
     /// The scheme's name as used on the command line.
     pub fn name(self) -> &'static str {
@@ -163,7 +167,11 @@ pub struct RouterConfig {
 
 impl Default for RouterConfig {
     fn default() -> Self {
-        RouterConfig { flood_ttl: 7, spray_copies: 8, prophet: ProphetParams::default() }
+        RouterConfig {
+            flood_ttl: 7,
+            spray_copies: 8,
+            prophet: ProphetParams::default(),
+        }
     }
 }
 

@@ -141,7 +141,9 @@ impl Router for Prophet {
     }
 
     fn peer_info(&mut self, now: f64, peer: NodeId, info: &RoutingInfo) {
-        let RoutingInfo::Predictabilities(entries) = info else { return };
+        let RoutingInfo::Predictabilities(entries) = info else {
+            return;
+        };
         self.age(now);
         let p_ab = self.predictability(peer);
         let beta = self.params.beta;
@@ -171,7 +173,9 @@ impl Router for Prophet {
         if offer.to_destination() {
             return 1;
         }
-        let Some(destination) = offer.destination else { return 0 };
+        let Some(destination) = offer.destination else {
+            return 0;
+        };
         let theirs = self
             .peers
             .get(&offer.peer)
@@ -205,7 +209,11 @@ mod tests {
         let mut a = Prophet::new(NodeId(1), ProphetParams::default());
         a.link_up(0.0, NodeId(2));
         // B often meets D (node 9).
-        a.peer_info(0.0, NodeId(2), &RoutingInfo::Predictabilities(vec![(NodeId(9), 0.8)]));
+        a.peer_info(
+            0.0,
+            NodeId(2),
+            &RoutingInfo::Predictabilities(vec![(NodeId(9), 0.8)]),
+        );
         let expected = 0.5 * 0.8 * 0.9;
         assert!((a.predictability(NodeId(9)) - expected).abs() < 1e-12);
         let offer = Offer {
@@ -216,7 +224,11 @@ mod tests {
             trigger: Trigger::LinkUp,
         };
         assert_eq!(a.offer(0.0, &offer), 1, "B is the better carrier");
-        a.peer_info(0.0, NodeId(2), &RoutingInfo::Predictabilities(vec![(NodeId(9), 0.1)]));
+        a.peer_info(
+            0.0,
+            NodeId(2),
+            &RoutingInfo::Predictabilities(vec![(NodeId(9), 0.1)]),
+        );
         assert_eq!(a.offer(0.0, &offer), 0, "B is now worse than us");
     }
 

@@ -15,7 +15,9 @@ pub struct SprayAndWait {
 impl SprayAndWait {
     /// Spray-and-wait with `copies` (L) initial copies, at least 1.
     pub fn new(copies: u32) -> Self {
-        SprayAndWait { copies: copies.max(1) }
+        SprayAndWait {
+            copies: copies.max(1),
+        }
     }
 }
 
@@ -45,7 +47,11 @@ impl Router for SprayAndWait {
     }
 
     fn after_send(&mut self, offer: &Offer, given: u32) -> u32 {
-        if offer.to_destination() { 0 } else { offer.copies.saturating_sub(given) }
+        if offer.to_destination() {
+            0
+        } else {
+            offer.copies.saturating_sub(given)
+        }
     }
 }
 
