@@ -59,8 +59,8 @@ pub(crate) enum Command {
     Devnet(Pending),
     /// Submit, run and follow jobs (not available yet)
     Job(Pending),
-    /// Benchmark a layer and print its figures (not available yet)
-    Bench(Pending),
+    /// Benchmark a layer and print its figures
+    Bench(crate::cmd::bench::BenchArgs),
     /// Tokens, staking and governance (not available yet)
     Dao(Pending),
     /// Mixnet keys, mix nodes and anonymity simulation (not available yet)
@@ -71,8 +71,8 @@ pub(crate) enum Command {
     Mesh(Pending),
     /// Placement, reputation and DAG scheduling (not available yet)
     Sched(Pending),
-    /// Whether and how much this device may lend compute (not available yet)
-    Harvest(Pending),
+    /// Whether and how much this device may lend compute
+    Harvest(crate::cmd::harvest::HarvestArgs),
     /// Live terminal monitor of a node or devnet (not available yet)
     Tui(Pending),
     /// Print a shell completion script to stdout

@@ -32,16 +32,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(_) | Command::Devnet(_) | Command::Job(_) | Command::Tui(_) => {
             Err(cmd::unavailable(group, "the node runtime"))
         }
-        Command::Bench(_) => Err(cmd::unavailable(group, "the benchmark scenarios")),
+        Command::Bench(args) => cmd::bench::run(&args, &cli.global),
         Command::Dao(_) => Err(cmd::unavailable(group, "the governance layer (fog-dao)")),
         Command::Mix(_) => Err(cmd::unavailable(group, "the mixnet layer (fog-mix)")),
         Command::P2p(_) => Err(cmd::unavailable(group, "the overlay layer (fog-p2p)")),
         Command::Mesh(_) => Err(cmd::unavailable(group, "the offline mesh layer (fog-mesh)")),
         Command::Sched(_) => Err(cmd::unavailable(group, "the scheduling layer (fog-sched)")),
-        Command::Harvest(_) => Err(cmd::unavailable(
-            group,
-            "the harvesting layer (fog-harvest)",
-        )),
+        Command::Harvest(args) => cmd::harvest::run(args, &cli.global),
     }
 }
 

@@ -1,7 +1,9 @@
 //! One module per command group. Each returns `Result<(), anyhow::Error>`;
 //! errors that carry a specific exit code are [`Failure`]s.
 
+pub(crate) mod bench;
 pub(crate) mod completions;
+pub(crate) mod harvest;
 
 use std::fmt;
 

@@ -1,0 +1,69 @@
+//! `fog bench <layer>`: each layer's scenario benchmark, printing numbers
+//! (one JSON document with `--json`). Speed is measured here and in the
+//! criterion benches, never asserted in tests.
+
+use std::io::{self, Write};
+
+use clap::{Args, Subcommand};
+
+use crate::cli::{GlobalArgs, Pending};
+
+/// `fog bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(subcommand)]
+    layer: BenchLayer,
+}
+
+/// The layers with a scenario benchmark.
+#[derive(Debug, Subcommand)]
+enum BenchLayer {
+    /// fog-harvest: policy, controller, simulation, sensor and record throughput
+    Harvest,
+    /// fog-mix: Sphinx processing and the node pipeline (not available yet)
+    Mix(Pending),
+    /// fog-p2p: DHT lookups and gossip in an in-process network (not available yet)
+    P2p(Pending),
+    /// fog-mesh: bundle codec and trace replay rates (not available yet)
+    Mesh(Pending),
+    /// fog-sched: NSGA-II and placement (not available yet)
+    Sched(Pending),
+    /// fog-exec: WASM start latency, task throughput, Docker (not available yet)
+    Exec(Pending),
+    /// fog-dao: signature verification, appends, ledger verification (not available yet)
+    Dao(Pending),
+}
+
+/// Runs the benchmark of the chosen layer.
+pub(crate) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    let out = &mut io::stdout().lock();
+    let result = match &args.layer {
+        BenchLayer::Harvest => super::harvest::bench(global.json, out),
+        BenchLayer::Mix(_) => Err(super::unavailable(
+            "bench mix",
+            "the mixnet layer (fog-mix)",
+        )),
+        BenchLayer::P2p(_) => Err(super::unavailable(
+            "bench p2p",
+            "the overlay layer (fog-p2p)",
+        )),
+        BenchLayer::Mesh(_) => Err(super::unavailable(
+            "bench mesh",
+            "the offline mesh layer (fog-mesh)",
+        )),
+        BenchLayer::Sched(_) => Err(super::unavailable(
+            "bench sched",
+            "the scheduling layer (fog-sched)",
+        )),
+        BenchLayer::Exec(_) => Err(super::unavailable(
+            "bench exec",
+            "the execution layer (fog-exec)",
+        )),
+        BenchLayer::Dao(_) => Err(super::unavailable(
+            "bench dao",
+            "the governance layer (fog-dao)",
+        )),
+    };
+    out.flush()?;
+    result
+}
