@@ -24,8 +24,8 @@ enum BenchLayer {
     Mix(Pending),
     /// fog-p2p: DHT lookups and gossip in an in-process network (not available yet)
     P2p(Pending),
-    /// fog-mesh: bundle codec and trace replay rates (not available yet)
-    Mesh(Pending),
+    /// fog-mesh: bundle codec rates, trace replay rates, routing comparison
+    Mesh,
     /// fog-sched: NSGA-II and placement (not available yet)
     Sched(Pending),
     /// fog-exec: WASM start latency, task throughput, Docker (not available yet)
@@ -47,10 +47,7 @@ pub(crate) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             "bench p2p",
             "the overlay layer (fog-p2p)",
         )),
-        BenchLayer::Mesh(_) => Err(super::unavailable(
-            "bench mesh",
-            "the offline mesh layer (fog-mesh)",
-        )),
+        BenchLayer::Mesh => super::mesh::bench(global.json, out),
         BenchLayer::Sched(_) => Err(super::unavailable(
             "bench sched",
             "the scheduling layer (fog-sched)",

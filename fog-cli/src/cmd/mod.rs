@@ -4,6 +4,7 @@
 pub(crate) mod bench;
 pub(crate) mod completions;
 pub(crate) mod harvest;
+pub(crate) mod mesh;
 
 use std::fmt;
 
