@@ -440,9 +440,9 @@ pub(crate) fn bench(json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     let decode_per_s = f64::from(rounds) / started.elapsed().as_secs_f64();
 
-    // A trace of at least 10,000 contacts: 100 random-waypoint nodes.
+    // A trace of more than 10,000 contacts: 120 random-waypoint nodes.
     let mut rwp = RandomWaypoint::default();
-    rwp.nodes = 100;
+    rwp.nodes = 120;
     rwp.width = 2500.0;
     rwp.height = 2500.0;
     let trace = rwp.generate()?;
