@@ -31,6 +31,7 @@ mod error;
 mod frame;
 mod node;
 mod router;
+mod seal;
 mod sim;
 mod store;
 mod wire;
@@ -48,10 +49,14 @@ pub use error::{BearerError, BundleError, FrameError, SimError, StoreError};
 pub use frame::{
     FRAME_HEADER, Frame, Reassembler, ReassemblyLimits, ReassemblyStats, decode_frame, fragment,
 };
-pub use node::{MeshConfig, MeshError, MeshNode, MeshStats};
+pub use node::{Delivery, MeshConfig, MeshError, MeshNode, MeshStats};
 pub use router::{
     Epidemic, Flooding, Offer, Prophet, ProphetParams, Router, RouterConfig, RouterKind,
     RoutingInfo, SprayAndWait, Trigger,
+};
+pub use seal::{
+    Keyring, MAX_KEYRING, MeshIdentity, PeerKeys, SEAL_CONTEXT, SealError, open, seal,
+    verify_sender,
 };
 pub use sim::{
     ContactEvent, ContactTrace, MAX_TRACE_NODES, RandomWaypoint, SimConfig, SimReport, Workload,

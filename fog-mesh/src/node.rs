@@ -24,6 +24,7 @@ use crate::eid::EndpointId;
 use crate::error::{BundleError, StoreError};
 use crate::frame::{Reassembler, ReassemblyLimits, fragment};
 use crate::router::{Offer, Router, RouterConfig, RouterKind, Trigger};
+use crate::seal::{Keyring, MeshIdentity, SealError, seal, verify_sender};
 use crate::store::{BundleStore, Insert, Priority, StoreConfig};
 use crate::wire::{LinkMessage, MAX_LINK_MESSAGE, MAX_SUMMARY};
 
@@ -48,6 +49,12 @@ pub struct MeshConfig {
     pub relay_jitter: Duration,
     /// Reassembly bounds.
     pub reassembly: ReassemblyLimits,
+    /// This node's keys. With an identity, payloads are sealed end to end:
+    /// sending needs the destination's keys in the keyring, and only bundles
+    /// from senders in the keyring are delivered.
+    pub identity: Option<Arc<MeshIdentity>>,
+    /// Peers' public keys, by node.
+    pub keyring: Keyring,
 }
 
 impl MeshConfig {
@@ -67,6 +74,8 @@ impl MeshConfig {
             inbox_capacity: 256,
             relay_jitter: Duration::from_millis(50),
             reassembly,
+            identity: None,
+            keyring: Keyring::new(),
         }
     }
 }
@@ -90,6 +99,34 @@ pub enum MeshError {
     /// The store refused the bundle (full of higher-priority bundles).
     #[error("the store is full")]
     StoreFull,
+    /// Sealing failed (for example no key is known for the destination).
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+/// A bundle delivered to this node, with its payload opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    bundle: Bundle,
+    payload: Vec<u8>,
+    sealed: bool,
+}
+
+impl Delivery {
+    /// The bundle as it arrived (its payload sealed if it was).
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// The application data: decrypted and authenticated when sealed.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Whether the payload was sealed to this node and signed by the source.
+    pub fn sealed(&self) -> bool {
+        self.sealed
+    }
 }
 
 /// Counters of a running node.
@@ -143,7 +180,7 @@ enum Command {
 #[derive(Debug)]
 pub struct MeshNode {
     commands: mpsc::Sender<Command>,
-    inbox: mpsc::Receiver<Bundle>,
+    inbox: mpsc::Receiver<Delivery>,
     counters: Arc<Counters>,
     task: JoinHandle<()>,
     eid: EndpointId,
@@ -223,7 +260,7 @@ impl MeshNode {
     }
 
     /// The next bundle addressed to this node.
-    pub async fn recv(&mut self) -> Option<Bundle> {
+    pub async fn recv(&mut self) -> Option<Delivery> {
         self.inbox.recv().await
     }
 
@@ -282,7 +319,7 @@ struct Worker<B> {
     router: Box<dyn Router>,
     neighbours: HashMap<LinkAddr, Neighbour>,
     reassembler: Reassembler<LinkAddr>,
-    inbox: mpsc::Sender<Bundle>,
+    inbox: mpsc::Sender<Delivery>,
     counters: Arc<Counters>,
     commands: mpsc::Sender<Command>,
     next_message: u32,
@@ -345,7 +382,11 @@ impl<B: Bearer> Worker<B> {
             let Ok(Some(bundle)) = self.store.get(&meta.id) else {
                 continue;
             };
-            if self.inbox.try_send(bundle).is_err() {
+            let Ok(delivery) = self.open(bundle) else {
+                let _ = self.store.remove(&meta.id);
+                continue;
+            };
+            if self.inbox.try_send(delivery).is_err() {
                 return;
             }
             let _ = self.store.remove(&meta.id);
@@ -390,13 +431,33 @@ impl<B: Bearer> Worker<B> {
         }
         let now = dtn_now_ms();
         self.next_seq += 1;
+        let created = CreationTimestamp {
+            dtn_ms: now,
+            seq: self.next_seq,
+        };
+        let payload = match &self.config.identity {
+            Some(identity) => {
+                let node = destination.node_id().unwrap_or(NodeId(0));
+                let keys = self
+                    .config
+                    .keyring
+                    .get(node)
+                    .ok_or_else(|| SealError::UnknownPeer(destination.to_string()))?;
+                seal(
+                    identity,
+                    keys,
+                    &self.config.eid,
+                    &destination,
+                    created,
+                    &payload,
+                )?
+            }
+            None => payload,
+        };
         let bundle = BundleBuilder::new(self.config.eid.clone(), destination)
             .payload(payload)
             .lifetime(lifetime)
-            .created(CreationTimestamp {
-                dtn_ms: now,
-                seq: self.next_seq,
-            })
+            .created(created)
             .build();
         let id = bundle.id();
         match self
@@ -535,11 +596,21 @@ impl<B: Bearer> Worker<B> {
                 return;
             }
         }
-        count(&self.counters.received);
         let now = dtn_now_ms();
         if bundle.destination().node_id() == Some(self.me) {
             let expires = bundle.expires_at_dtn_ms().unwrap_or(now + 3_600_000);
-            match self.inbox.try_send(bundle.clone()) {
+            // A forgery is not remembered as seen: the genuine bundle with the
+            // same id must still get through.
+            let delivery = match self.open(bundle.clone()) {
+                Ok(delivery) => delivery,
+                Err(error) => {
+                    count(&self.counters.rejected);
+                    tracing::debug!(%from, %error, "bundle for this node rejected");
+                    return;
+                }
+            };
+            count(&self.counters.received);
+            match self.inbox.try_send(delivery) {
                 Ok(()) => {
                     count(&self.counters.delivered);
                     let _ = self.store.mark_seen(&id, expires);
@@ -551,6 +622,12 @@ impl<B: Bearer> Worker<B> {
             }
             return;
         }
+        if let Err(error) = self.check_relayed(&bundle) {
+            count(&self.counters.rejected);
+            tracing::debug!(%from, %error, "forged bundle dropped");
+            return;
+        }
+        count(&self.counters.received);
         match self
             .store
             .insert(&bundle, Priority::Normal, copies.max(1), now)
@@ -574,6 +651,60 @@ impl<B: Bearer> Worker<B> {
         } else {
             self.offer_to_all(&id, Trigger::NewBundle, Some(from)).await;
         }
+    }
+
+    /// Opens a bundle addressed to this node: checks and decrypts a sealed
+    /// payload when this node has an identity.
+    fn open(&self, bundle: Bundle) -> Result<Delivery, SealError> {
+        let Some(identity) = &self.config.identity else {
+            let payload = bundle.payload().to_vec();
+            return Ok(Delivery {
+                bundle,
+                payload,
+                sealed: false,
+            });
+        };
+        let sender = bundle.source().node_id().unwrap_or(NodeId(0));
+        let keys = self
+            .config
+            .keyring
+            .get(sender)
+            .ok_or_else(|| SealError::UnknownPeer(bundle.source().to_string()))?;
+        let payload = crate::seal::open(
+            identity,
+            keys,
+            bundle.source(),
+            bundle.destination(),
+            bundle.created(),
+            bundle.payload(),
+        )?;
+        Ok(Delivery {
+            bundle,
+            payload,
+            sealed: true,
+        })
+    }
+
+    /// A relay with an identity checks the signature of bundles from senders
+    /// it knows; others pass unchecked (it cannot tell).
+    fn check_relayed(&self, bundle: &Bundle) -> Result<(), SealError> {
+        if self.config.identity.is_none() {
+            return Ok(());
+        }
+        let Some(keys) = bundle
+            .source()
+            .node_id()
+            .and_then(|n| self.config.keyring.get(n))
+        else {
+            return Ok(());
+        };
+        verify_sender(
+            keys,
+            bundle.source(),
+            bundle.destination(),
+            bundle.created(),
+            bundle.payload(),
+        )
     }
 
     async fn offer_to_all(&mut self, id: &BundleId, trigger: Trigger, except: Option<&LinkAddr>) {

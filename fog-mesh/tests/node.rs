@@ -64,8 +64,9 @@ async fn store_carry_forward_over_memory_links() {
             .expect("delivered")
             .expect("open");
         assert_eq!(got.payload(), payload.as_slice(), "{router}");
-        assert_eq!(got.hop_count().unwrap().count, 2, "{router}");
-        assert_eq!(got.previous_node(), Some(eid("b")));
+        assert_eq!(got.bundle().hop_count().unwrap().count, 2, "{router}");
+        assert_eq!(got.bundle().previous_node(), Some(eid("b")));
+        assert!(!got.sealed());
         assert_eq!(c.stats().delivered, 1);
     }
 }
@@ -201,7 +202,7 @@ async fn three_udp_nodes_store_carry_and_forward_across_a_restart() {
         .expect("delivered")
         .expect("open");
     assert_eq!(got.payload(), b"across the gap");
-    assert_eq!(got.source(), &EndpointId::dtn("a", "").unwrap());
+    assert_eq!(got.bundle().source(), &EndpointId::dtn("a", "").unwrap());
     until("b to drop its delivered copy", || async {
         b.stored().await.unwrap() == 0
     })
@@ -221,4 +222,114 @@ async fn three_udp_nodes_store_carry_and_forward_across_a_restart() {
     a.shutdown().await;
     b.shutdown().await;
     c.shutdown().await;
+}
+
+/// With identities, payloads are sealed end to end: the relay carries
+/// ciphertext, the recipient opens it, and a bundle forged in the sender's
+/// name by the relay is rejected, also with the genuine bundle's id.
+#[tokio::test]
+async fn sealed_bundles_cannot_be_read_or_forged_by_relays() {
+    use std::sync::Arc;
+
+    use fog_mesh::{Keyring, MeshIdentity, seal};
+
+    let hub = MemoryHub::new();
+    let ids: Vec<Arc<MeshIdentity>> = (1..=3u8)
+        .map(|i| Arc::new(MeshIdentity::from_seed([i; 32])))
+        .collect();
+    let names = ["a", "b", "c"];
+    let mut keyring = Keyring::new();
+    for (name, id) in names.iter().zip(&ids) {
+        keyring
+            .insert(eid(name).node_id().unwrap(), id.public())
+            .unwrap();
+    }
+    let node = |i: usize| {
+        let mut config = MeshConfig::new(eid(names[i]));
+        config.identity = Some(Arc::clone(&ids[i]));
+        config.keyring = keyring.clone();
+        MeshNode::spawn(config, hub.bearer(i as u32, 300)).unwrap()
+    };
+    let a = node(0);
+    let b = node(1);
+    let mut c = node(2);
+    hub.connect(0, 1).await;
+    let to = EndpointId::dtn("c", "inbox").unwrap();
+    a.send(
+        to.clone(),
+        b"the secret plan".to_vec(),
+        Duration::from_mins(10),
+    )
+    .await
+    .unwrap();
+    until("b to store the bundle", || async {
+        b.stored().await.unwrap() == 1
+    })
+    .await;
+
+    // The relay (b's operator) forges a bundle in a's name, sealed to c with b's own key.
+    let forged_at = fog_mesh::CreationTimestamp {
+        dtn_ms: fog_mesh::dtn_now_ms(),
+        seq: 99,
+    };
+    let forged_payload = seal(
+        &ids[1],
+        &ids[2].public(),
+        &eid("a"),
+        &to,
+        forged_at,
+        b"send everything to b",
+    )
+    .unwrap();
+    let forged = BundleBuilder::new(eid("a"), to.clone())
+        .created(forged_at)
+        .payload(forged_payload)
+        .build();
+    let rogue = hub.bearer(7, 300);
+    hub.connect(7, 2).await;
+    sleep(Duration::from_millis(50)).await;
+    for frame in fragment(
+        &LinkMessage::Bundle {
+            copies: 1,
+            data: forged.encode(),
+        }
+        .encode(),
+        1,
+        300,
+    )
+    .unwrap()
+    {
+        rogue
+            .send(&fog_mesh::LinkAddr::new("mem:2"), &frame)
+            .await
+            .unwrap();
+    }
+    until("c to reject the forgery", || async {
+        c.stats().rejected == 1
+    })
+    .await;
+
+    hub.disconnect(0, 1).await;
+    hub.connect(1, 2).await;
+    let got = timeout(WAIT, c.recv()).await.unwrap().unwrap();
+    assert!(got.sealed());
+    assert_eq!(got.payload(), b"the secret plan");
+    assert!(
+        !got.bundle().payload().windows(6).any(|w| w == b"secret"),
+        "ciphertext on the wire"
+    );
+    assert!(
+        timeout(Duration::from_millis(300), c.recv()).await.is_err(),
+        "nothing else delivered"
+    );
+
+    // Sending to a node whose keys are unknown is refused.
+    let err = a
+        .send(
+            EndpointId::dtn("stranger", "").unwrap(),
+            b"hi".to_vec(),
+            Duration::from_mins(1),
+        )
+        .await;
+    assert!(matches!(err, Err(fog_mesh::MeshError::Seal(_))));
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use fog_mesh::{
-    Bundle, BundleBuilder, ContactTrace, EndpointId, MeshConfig, MeshNode, RandomWaypoint,
-    RouterKind, SimConfig, SimReport, UdpBearer, UdpConfig, simulate,
+    Bundle, BundleBuilder, ContactTrace, Delivery, EndpointId, MeshConfig, MeshNode,
+    RandomWaypoint, RouterKind, SimConfig, SimReport, UdpBearer, UdpConfig, simulate,
 };
 use serde_json::json;
 
@@ -300,9 +300,10 @@ fn store_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.sqlite"))
 }
 
-fn print_bundle(bundle: &Bundle, json: bool) -> anyhow::Result<()> {
+fn print_bundle(delivery: &Delivery, json: bool) -> anyhow::Result<()> {
     let out = &mut io::stdout().lock();
-    let text = String::from_utf8_lossy(bundle.payload());
+    let bundle = delivery.bundle();
+    let text = String::from_utf8_lossy(delivery.payload());
     if json {
         let line = json!({
             "id": bundle.id().to_string(),
@@ -310,7 +311,8 @@ fn print_bundle(bundle: &Bundle, json: bool) -> anyhow::Result<()> {
             "destination": bundle.destination().to_string(),
             "hops": bundle.hop_count().map(|h| h.count),
             "payload": text,
-            "payload_bytes": bundle.payload().len(),
+            "payload_bytes": delivery.payload().len(),
+            "sealed": delivery.sealed(),
         });
         writeln!(out, "{line}")?;
     } else {
