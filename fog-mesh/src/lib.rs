@@ -29,6 +29,7 @@ mod bundle;
 mod eid;
 mod error;
 mod frame;
+mod link;
 mod node;
 mod router;
 mod seal;
@@ -49,6 +50,7 @@ pub use error::{BearerError, BundleError, FrameError, SimError, StoreError};
 pub use frame::{
     FRAME_HEADER, Frame, Reassembler, ReassemblyLimits, ReassemblyStats, decode_frame, fragment,
 };
+pub use link::NOISE_PARAMS;
 pub use node::{Delivery, MeshConfig, MeshError, MeshNode, MeshStats};
 pub use router::{
     Epidemic, Flooding, Offer, Prophet, ProphetParams, Router, RouterConfig, RouterKind,

@@ -23,6 +23,7 @@ use crate::bundle::{Bundle, BundleBuilder, BundleId, CreationTimestamp, dtn_now_
 use crate::eid::EndpointId;
 use crate::error::{BundleError, StoreError};
 use crate::frame::{Reassembler, ReassemblyLimits, fragment};
+use crate::link::{PLAIN, SecureLink};
 use crate::router::{Offer, Router, RouterConfig, RouterKind, Trigger};
 use crate::seal::{Keyring, MeshIdentity, SealError, seal, verify_sender};
 use crate::store::{BundleStore, Insert, Priority, StoreConfig};
@@ -172,6 +173,7 @@ enum Command {
         reply: oneshot::Sender<Result<BundleId, MeshError>>,
     },
     Offer(BundleId),
+    Import(Bundle, oneshot::Sender<()>),
     Neighbours(oneshot::Sender<Vec<(LinkAddr, Option<NodeId>)>>),
     Stored(oneshot::Sender<Result<usize, MeshError>>),
 }
@@ -259,6 +261,18 @@ impl MeshNode {
         answer.await.map_err(|_| MeshError::Stopped)?
     }
 
+    /// Takes in a bundle that arrived out of band (a file, a USB stick): it
+    /// gets the same checks as one from a neighbour, then is delivered or
+    /// stored and forwarded.
+    pub async fn import(&self, bundle: Bundle) -> Result<(), MeshError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Import(bundle, reply))
+            .await
+            .map_err(|_| MeshError::Stopped)?;
+        answer.await.map_err(|_| MeshError::Stopped)
+    }
+
     /// The next bundle addressed to this node.
     pub async fn recv(&mut self) -> Option<Delivery> {
         self.inbox.recv().await
@@ -309,6 +323,8 @@ impl MeshNode {
 struct Neighbour {
     node: Option<NodeId>,
     has: HashSet<String>,
+    /// The Noise session, when this node has an identity.
+    link: Option<SecureLink>,
 }
 
 struct Worker<B> {
@@ -359,6 +375,17 @@ impl<B: Bearer> Worker<B> {
     }
 
     async fn on_tick(&mut self) {
+        let mut restarts = Vec::new();
+        for (addr, neighbour) in &mut self.neighbours {
+            if let Some(link) = neighbour.link.as_mut()
+                && let Ok(Some(envelope)) = link.tick()
+            {
+                restarts.push((addr.clone(), envelope));
+            }
+        }
+        for (addr, envelope) in restarts {
+            self.send_envelope(&addr, &envelope).await;
+        }
         if let Err(error) = self.store.purge_expired(dtn_now_ms()) {
             tracing::warn!(%error, "purging expired bundles failed");
         }
@@ -406,6 +433,11 @@ impl<B: Bearer> Worker<B> {
                 let _ = reply.send(result);
             }
             Command::Offer(id) => self.offer_to_all(&id, Trigger::NewBundle, None).await,
+            Command::Import(bundle, reply) => {
+                self.on_bundle(&LinkAddr::new("import:"), 1, &bundle.encode())
+                    .await;
+                let _ = reply.send(());
+            }
             Command::Neighbours(reply) => {
                 let list = self
                     .neighbours
@@ -476,13 +508,7 @@ impl<B: Bearer> Worker<B> {
     async fn on_event(&mut self, event: BearerEvent) {
         match event {
             BearerEvent::Up(addr) => {
-                self.neighbours.insert(
-                    addr.clone(),
-                    Neighbour {
-                        node: None,
-                        has: HashSet::new(),
-                    },
-                );
+                self.neighbours.insert(addr.clone(), self.new_neighbour());
                 self.hello(&addr).await;
             }
             BearerEvent::Down(addr) => {
@@ -497,7 +523,7 @@ impl<B: Bearer> Worker<B> {
             }
             BearerEvent::Frame { from, data } => {
                 match self.reassembler.push(&from, &data, Instant::now()) {
-                    Ok(Some(message)) => self.on_message(from, &message).await,
+                    Ok(Some(message)) => self.on_envelope(from, &message).await,
                     Ok(None) => {}
                     Err(_) => count(&self.counters.malformed_frames),
                 }
@@ -513,25 +539,76 @@ impl<B: Bearer> Worker<B> {
         self.transmit(addr, &hello).await;
     }
 
+    fn new_neighbour(&self) -> Neighbour {
+        Neighbour {
+            node: None,
+            has: HashSet::new(),
+            link: self
+                .config
+                .identity
+                .as_ref()
+                .map(|id| SecureLink::new(id.agreement_secret())),
+        }
+    }
+
+    /// One reassembled envelope from a neighbour: plaintext, or a Noise
+    /// handshake or transport message when this node has an identity.
+    async fn on_envelope(&mut self, from: LinkAddr, bytes: &[u8]) {
+        // A frame can arrive before the bearer reported the neighbour up.
+        if !self.neighbours.contains_key(&from) {
+            let neighbour = self.new_neighbour();
+            self.neighbours.insert(from.clone(), neighbour);
+        }
+        let Some(neighbour) = self.neighbours.get_mut(&from) else {
+            return;
+        };
+        let plain = match (&mut neighbour.link, bytes.split_first()) {
+            (None, Some((&PLAIN, rest))) => rest.to_vec(),
+            (Some(link), Some((&kind, _))) if kind != PLAIN => match link.receive(bytes) {
+                Ok(output) => {
+                    for envelope in output.send {
+                        self.send_envelope(&from, &envelope).await;
+                    }
+                    match output.deliver {
+                        Some(plain) => plain,
+                        None => return,
+                    }
+                }
+                Err(error) => {
+                    count(&self.counters.malformed_frames);
+                    tracing::debug!(%from, %error, "link envelope refused");
+                    return;
+                }
+            },
+            // Plaintext on a secured node, or an empty envelope.
+            _ => {
+                count(&self.counters.malformed_frames);
+                return;
+            }
+        };
+        self.on_message(from, &plain).await;
+    }
+
     async fn on_message(&mut self, from: LinkAddr, bytes: &[u8]) {
         let Ok(message) = LinkMessage::decode(bytes) else {
             count(&self.counters.malformed_frames);
             return;
         };
-        // A frame can arrive before the bearer reported the neighbour up.
-        if !self.neighbours.contains_key(&from) {
-            self.neighbours.insert(
-                from.clone(),
-                Neighbour {
-                    node: None,
-                    has: HashSet::new(),
-                },
-            );
-        }
         match message {
             LinkMessage::Hello { node, .. } => {
                 let known = self.neighbours.get(&from).and_then(|n| n.node);
                 if known == Some(node) {
+                    return;
+                }
+                // On a secured link the neighbour proved its static key in the
+                // handshake: it must be the key we trust for the node it claims.
+                if let (Some(link), Some(trusted)) = (
+                    self.neighbours.get(&from).and_then(|n| n.link.as_ref()),
+                    self.config.keyring.get(node),
+                ) && link.remote_static() != Some(trusted.agreement)
+                {
+                    count(&self.counters.rejected);
+                    tracing::warn!(%from, %node, "neighbour's link key is not the key trusted for its node");
                     return;
                 }
                 if let Some(n) = self.neighbours.get_mut(&from) {
@@ -784,8 +861,43 @@ impl<B: Bearer> Worker<B> {
 
     /// Sends one link message, fragmented to the bearer's MTU.
     async fn transmit(&mut self, to: &LinkAddr, message: &LinkMessage) -> bool {
+        if !self.neighbours.contains_key(to) {
+            let neighbour = self.new_neighbour();
+            self.neighbours.insert(to.clone(), neighbour);
+        }
+        let encoded = message.encode();
+        let envelopes = match self.neighbours.get_mut(to).and_then(|n| n.link.as_mut()) {
+            None => {
+                let mut envelope = Vec::with_capacity(encoded.len() + 1);
+                envelope.push(PLAIN);
+                envelope.extend_from_slice(&encoded);
+                vec![envelope]
+            }
+            Some(link) => match link.send(encoded) {
+                Ok(output) => {
+                    if output.dropped > 0 {
+                        count(&self.counters.send_errors);
+                    }
+                    output.send
+                }
+                Err(error) => {
+                    count(&self.counters.send_errors);
+                    tracing::debug!(%to, %error, "link session failed");
+                    return false;
+                }
+            },
+        };
+        let mut ok = true;
+        for envelope in envelopes {
+            ok &= self.send_envelope(to, &envelope).await;
+        }
+        ok
+    }
+
+    /// Sends one envelope, fragmented to the bearer's MTU.
+    async fn send_envelope(&mut self, to: &LinkAddr, envelope: &[u8]) -> bool {
         self.next_message = self.next_message.wrapping_add(1);
-        let Ok(frames) = fragment(&message.encode(), self.next_message, self.bearer.mtu()) else {
+        let Ok(frames) = fragment(envelope, self.next_message, self.bearer.mtu()) else {
             count(&self.counters.send_errors);
             return false;
         };

@@ -158,6 +158,13 @@ impl MeshIdentity {
         self.seed
     }
 
+    /// The X25519 secret, which is also the node's Noise static key.
+    pub(crate) fn agreement_secret(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&self.secret.to_bytes());
+        out
+    }
+
     /// The public keys to give to peers.
     pub fn public(&self) -> PeerKeys {
         self.public

@@ -79,7 +79,10 @@ async fn corrupted_and_duplicate_bundles_are_rejected_and_counted() {
     hub.connect(0, 9).await;
     let to = fog_mesh::LinkAddr::new("mem:0");
     let send = |message: LinkMessage| {
-        let frames = fragment(&message.encode(), rand_id(&message), 512).unwrap();
+        // A plaintext envelope (kind 0) around the link message.
+        let mut envelope = vec![0u8];
+        envelope.extend(message.encode());
+        let frames = fragment(&envelope, rand_id(&message), 512).unwrap();
         let rogue = &rogue;
         let to = to.clone();
         async move {
@@ -224,9 +227,9 @@ async fn three_udp_nodes_store_carry_and_forward_across_a_restart() {
     c.shutdown().await;
 }
 
-/// With identities, payloads are sealed end to end: the relay carries
-/// ciphertext, the recipient opens it, and a bundle forged in the sender's
-/// name by the relay is rejected, also with the genuine bundle's id.
+/// With identities, links run Noise XX and payloads are sealed end to end:
+/// the relay carries ciphertext, the recipient opens it, and a bundle forged
+/// in the sender's name and relayed by a rogue node is rejected.
 #[tokio::test]
 async fn sealed_bundles_cannot_be_read_or_forged_by_relays() {
     use std::sync::Arc;
@@ -234,25 +237,25 @@ async fn sealed_bundles_cannot_be_read_or_forged_by_relays() {
     use fog_mesh::{Keyring, MeshIdentity, seal};
 
     let hub = MemoryHub::new();
-    let ids: Vec<Arc<MeshIdentity>> = (1..=3u8)
+    let ids: Vec<Arc<MeshIdentity>> = (1..=4u8)
         .map(|i| Arc::new(MeshIdentity::from_seed([i; 32])))
         .collect();
-    let names = ["a", "b", "c"];
+    let names = ["a", "b", "c", "m"];
     let mut keyring = Keyring::new();
     for (name, id) in names.iter().zip(&ids) {
         keyring
             .insert(eid(name).node_id().unwrap(), id.public())
             .unwrap();
     }
-    let node = |i: usize| {
+    let node = |i: usize, keyring: Keyring| {
         let mut config = MeshConfig::new(eid(names[i]));
         config.identity = Some(Arc::clone(&ids[i]));
-        config.keyring = keyring.clone();
+        config.keyring = keyring;
         MeshNode::spawn(config, hub.bearer(i as u32, 300)).unwrap()
     };
-    let a = node(0);
-    let b = node(1);
-    let mut c = node(2);
+    let a = node(0, keyring.clone());
+    let b = node(1, keyring.clone());
+    let mut c = node(2, keyring.clone());
     hub.connect(0, 1).await;
     let to = EndpointId::dtn("c", "inbox").unwrap();
     a.send(
@@ -267,43 +270,32 @@ async fn sealed_bundles_cannot_be_read_or_forged_by_relays() {
     })
     .await;
 
-    // The relay (b's operator) forges a bundle in a's name, sealed to c with b's own key.
+    // A rogue relay m, which does not know a's key, forwards a bundle forged
+    // in a's name (sealed to c, signed with m's own key).
+    let mut rogue_ring = Keyring::new();
+    rogue_ring
+        .insert(eid("c").node_id().unwrap(), ids[2].public())
+        .unwrap();
+    let m = node(3, rogue_ring);
     let forged_at = fog_mesh::CreationTimestamp {
         dtn_ms: fog_mesh::dtn_now_ms(),
         seq: 99,
     };
     let forged_payload = seal(
-        &ids[1],
+        &ids[3],
         &ids[2].public(),
         &eid("a"),
         &to,
         forged_at,
-        b"send everything to b",
+        b"send everything to m",
     )
     .unwrap();
     let forged = BundleBuilder::new(eid("a"), to.clone())
         .created(forged_at)
         .payload(forged_payload)
         .build();
-    let rogue = hub.bearer(7, 300);
-    hub.connect(7, 2).await;
-    sleep(Duration::from_millis(50)).await;
-    for frame in fragment(
-        &LinkMessage::Bundle {
-            copies: 1,
-            data: forged.encode(),
-        }
-        .encode(),
-        1,
-        300,
-    )
-    .unwrap()
-    {
-        rogue
-            .send(&fog_mesh::LinkAddr::new("mem:2"), &frame)
-            .await
-            .unwrap();
-    }
+    m.import(forged).await.unwrap();
+    hub.connect(3, 2).await;
     until("c to reject the forgery", || async {
         c.stats().rejected == 1
     })
@@ -316,7 +308,7 @@ async fn sealed_bundles_cannot_be_read_or_forged_by_relays() {
     assert_eq!(got.payload(), b"the secret plan");
     assert!(
         !got.bundle().payload().windows(6).any(|w| w == b"secret"),
-        "ciphertext on the wire"
+        "ciphertext in the bundle"
     );
     assert!(
         timeout(Duration::from_millis(300), c.recv()).await.is_err(),
@@ -332,4 +324,40 @@ async fn sealed_bundles_cannot_be_read_or_forged_by_relays() {
         )
         .await;
     assert!(matches!(err, Err(fog_mesh::MeshError::Seal(_))));
+}
+
+/// A neighbour whose Noise key is not the one trusted for the node it
+/// claims to be is not taken as that node.
+#[tokio::test]
+async fn a_neighbour_impersonating_a_known_node_is_refused() {
+    use std::sync::Arc;
+
+    use fog_mesh::{Keyring, MeshIdentity};
+
+    let hub = MemoryHub::new();
+    let real_a = MeshIdentity::from_seed([1; 32]);
+    let c_id = Arc::new(MeshIdentity::from_seed([3; 32]));
+    let mut ring = Keyring::new();
+    ring.insert(eid("a").node_id().unwrap(), real_a.public())
+        .unwrap();
+    let mut config = MeshConfig::new(eid("c"));
+    config.identity = Some(Arc::clone(&c_id));
+    config.keyring = ring;
+    let c = MeshNode::spawn(config, hub.bearer(2, 300)).unwrap();
+    // An impostor calls itself a, with keys of its own.
+    let mut impostor = MeshConfig::new(eid("a"));
+    impostor.identity = Some(Arc::new(MeshIdentity::from_seed([66; 32])));
+    let _impostor = MeshNode::spawn(impostor, hub.bearer(0, 300)).unwrap();
+    hub.connect(0, 2).await;
+    until("c to refuse the impostor", || async {
+        c.stats().rejected >= 1
+    })
+    .await;
+    assert!(
+        c.neighbours()
+            .await
+            .unwrap()
+            .iter()
+            .all(|(_, node)| node.is_none())
+    );
 }
