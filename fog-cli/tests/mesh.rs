@@ -167,3 +167,103 @@ fn ble_without_the_feature_says_so() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("BLE bearer"));
 }
+
+fn keygen(dir: &std::path::Path, name: &str) -> String {
+    let output = fog()
+        .args(["mesh", "keygen", "--name", name, "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = String::from_utf8(output.stdout).unwrap();
+    let (printed, keys) = line.trim().split_once(' ').unwrap();
+    assert_eq!(printed, name);
+    keys.to_owned()
+}
+
+#[test]
+fn secure_send_and_recv_seal_end_to_end() {
+    let dir = scratch("secure");
+    let a_keys = keygen(&dir, "a");
+    let c_keys = keygen(&dir, "c");
+    // A second keygen does not silently replace the key.
+    assert!(
+        !fog()
+            .args(["mesh", "keygen", "--name", "a", "--data-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let (pa, pc) = (free_port(), free_port());
+    let receiver = StdCommand::cargo_bin("fog")
+        .unwrap()
+        .args([
+            "--json",
+            "mesh",
+            "recv",
+            "--name",
+            "c",
+            "--no-multicast",
+            "--timeout",
+            "60",
+            "--secure",
+        ])
+        .args(["--trust", &format!("a={a_keys}")])
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{pc}"),
+            "--peer",
+            &format!("127.0.0.1:{pa}"),
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sender = fog()
+        .args([
+            "mesh",
+            "send",
+            "--name",
+            "a",
+            "--no-multicast",
+            "--to",
+            "dtn://c/inbox",
+            "-m",
+            "sealed hello",
+            "--linger",
+            "4",
+        ])
+        .args(["--secure", "--trust", &format!("c={c_keys}")])
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{pa}"),
+            "--peer",
+            &format!("127.0.0.1:{pc}"),
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        sender.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sender.stderr)
+    );
+    let output = receiver.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(line["payload"], "sealed hello");
+    assert_eq!(line["sealed"], true);
+}

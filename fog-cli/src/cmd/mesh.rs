@@ -1,6 +1,7 @@
 //! `fog mesh`: offline delay-tolerant messaging (fog-mesh): run a node over
 //! UDP, send and receive bundles, simulate routing on contact traces.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,8 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use fog_mesh::{
-    Bundle, BundleBuilder, ContactTrace, Delivery, EndpointId, MeshConfig, MeshNode,
-    RandomWaypoint, RouterKind, SimConfig, SimReport, UdpBearer, UdpConfig, simulate,
+    Bundle, BundleBuilder, ContactTrace, Delivery, EndpointId, Keyring, MeshConfig, MeshIdentity,
+    MeshNode, PeerKeys, RandomWaypoint, RouterKind, SimConfig, SimReport, UdpBearer, UdpConfig,
+    simulate,
 };
 use serde_json::json;
 
@@ -35,6 +37,21 @@ enum MeshCommand {
     Sim(SimArgs),
     /// Print a synthetic random-waypoint contact trace in the ONE format
     Trace(TraceArgs),
+    /// Create this node's keys (DIR/NAME.key) and print its public keys for peers' keyrings
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Args)]
+struct KeygenArgs {
+    /// The node's name.
+    #[arg(long)]
+    name: String,
+    /// Directory of the key (default: $FOG_DATA_DIR/mesh, or ./.fog/mesh).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Replace an existing key.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,9 +83,16 @@ struct NodeOptions {
     /// Routing scheme.
     #[arg(long, default_value = "epidemic", value_parser = parse_router)]
     router: RouterKind,
-    /// Directory of the bundle store (default: $FOG_DATA_DIR/mesh, or ./.fog/mesh).
+    /// Directory of the bundle store and keys (default: $FOG_DATA_DIR/mesh, or ./.fog/mesh).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Seal payloads end to end and run Noise on every link, with the key
+    /// from `fog mesh keygen` and the peers in DIR/keyring (lines `NAME KEYS`).
+    #[arg(long)]
+    secure: bool,
+    /// Trust a peer's keys, as printed by its `fog mesh keygen` (repeatable).
+    #[arg(long = "trust", value_name = "NAME=KEYS", requires = "secure")]
+    trust: Vec<String>,
 }
 
 fn parse_router(text: &str) -> Result<RouterKind, String> {
@@ -172,6 +196,7 @@ pub(crate) fn run(args: &MeshArgs, global: &GlobalArgs) -> anyhow::Result<()> {
                 .write_all(trace.to_one_format().as_bytes())?;
             Ok(())
         }
+        MeshCommand::Keygen(keygen) => run_keygen(keygen, global.json),
         MeshCommand::Node(node) => runtime()?.block_on(run_node(node, global.json)),
         MeshCommand::Send(send) => runtime()?.block_on(run_send(send, global.json)),
         MeshCommand::Recv(recv) => runtime()?.block_on(run_recv(recv, global.json)),
@@ -257,11 +282,112 @@ fn run_sim(args: &SimArgs, json: bool) -> anyhow::Result<()> {
 }
 
 fn data_dir(options: &NodeOptions) -> PathBuf {
-    options.data_dir.clone().unwrap_or_else(|| {
+    default_dir(options.data_dir.as_ref())
+}
+
+fn default_dir(given: Option<&PathBuf>) -> PathBuf {
+    given.cloned().unwrap_or_else(|| {
         std::env::var_os("FOG_DATA_DIR")
             .map_or_else(|| PathBuf::from(".fog"), PathBuf::from)
             .join("mesh")
     })
+}
+
+fn key_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.key"))
+}
+
+fn run_keygen(args: &KeygenArgs, json: bool) -> anyhow::Result<()> {
+    let dir = default_dir(args.data_dir.as_ref());
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    EndpointId::dtn(&args.name, "").context("bad node name")?;
+    let path = key_path(&dir, &args.name);
+    if path.exists() && !args.force {
+        bail!("{} exists; pass --force to replace it", path.display());
+    }
+    let identity = MeshIdentity::generate()?;
+    let mut seed = String::with_capacity(64);
+    for byte in identity.seed() {
+        let _ = write!(seed, "{byte:02x}");
+    }
+    let temp = path.with_extension("key.tmp");
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&temp)
+            .with_context(|| format!("cannot write {}", temp.display()))?;
+        writeln!(file, "{seed}")?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temp, &path)?;
+    let out = &mut io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            json!({ "name": args.name, "keys": identity.public().to_string(), "key_file": path })
+        )?;
+    } else {
+        writeln!(out, "{} {}", args.name, identity.public())?;
+    }
+    Ok(())
+}
+
+fn load_identity(dir: &Path, name: &str) -> anyhow::Result<MeshIdentity> {
+    let path = key_path(dir, name);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (create it with `fog mesh keygen --name {name}`)",
+            path.display()
+        )
+    })?;
+    let text = text.trim();
+    let mut seed = [0u8; 32];
+    if text.len() != 64 || !text.is_ascii() {
+        bail!("{} is not a fog mesh key", path.display());
+    }
+    for (i, byte) in seed.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+            .with_context(|| format!("{} is not a fog mesh key", path.display()))?;
+    }
+    Ok(MeshIdentity::from_seed(seed))
+}
+
+fn load_keyring(dir: &Path, trust: &[String]) -> anyhow::Result<Keyring> {
+    let mut keyring = Keyring::new();
+    let mut add = |name: &str, keys: &str, place: &str| -> anyhow::Result<()> {
+        let node = EndpointId::dtn(name, "")
+            .ok()
+            .and_then(|e| e.node_id())
+            .with_context(|| format!("{place}: bad node name `{name}`"))?;
+        let keys: PeerKeys = keys
+            .parse()
+            .with_context(|| format!("{place}: bad keys for `{name}`"))?;
+        keyring.insert(node, keys)?;
+        Ok(())
+    };
+    let path = dir.join("keyring");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let place = format!("{} line {}", path.display(), number + 1);
+            let (name, keys) = line
+                .split_once(char::is_whitespace)
+                .with_context(|| format!("{place}: expected `NAME KEYS`"))?;
+            add(name, keys.trim(), &place)?;
+        }
+    }
+    for entry in trust {
+        let (name, keys) = entry.split_once('=').context("--trust takes NAME=KEYS")?;
+        add(name, keys, "--trust")?;
+    }
+    Ok(keyring)
 }
 
 async fn start_node(options: &NodeOptions) -> anyhow::Result<MeshNode> {
@@ -286,6 +412,10 @@ async fn start_node(options: &NodeOptions) -> anyhow::Result<MeshNode> {
     let mut config = MeshConfig::new(eid);
     config.router = options.router;
     config.store_path = Some(store_path(&dir, &options.name));
+    if options.secure {
+        config.identity = Some(std::sync::Arc::new(load_identity(&dir, &options.name)?));
+        config.keyring = load_keyring(&dir, &options.trust)?;
+    }
     let node = MeshNode::spawn(config, bearer)?;
     tracing::info!(%local, node = %node.eid(), "mesh node running");
     eprintln!(
