@@ -67,8 +67,8 @@ pub(crate) enum Command {
     Mix(Pending),
     /// The libp2p overlay: nodes, DHT records, gossip, peers (not available yet)
     P2p(Pending),
-    /// Offline delay-tolerant messaging over UDP and BLE (not available yet)
-    Mesh(Pending),
+    /// Offline delay-tolerant messaging over UDP and BLE
+    Mesh(crate::cmd::mesh::MeshArgs),
     /// Placement, reputation and DAG scheduling
     Sched(crate::cmd::sched::SchedArgs),
     /// Whether and how much this device may lend compute

@@ -24,8 +24,8 @@ enum BenchLayer {
     Mix(Pending),
     /// fog-p2p: DHT lookups and gossip in an in-process network (not available yet)
     P2p(Pending),
-    /// fog-mesh: bundle codec and trace replay rates (not available yet)
-    Mesh(Pending),
+    /// fog-mesh: bundle codec rates, trace replay rates, routing comparison
+    Mesh,
     /// fog-sched: NSGA-II on ZDT1-3 and fast-path placement on 10,000 nodes
     Sched,
     /// fog-exec: WASM start latency, task throughput, Docker (not available yet)
@@ -47,10 +47,7 @@ pub(crate) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             "bench p2p",
             "the overlay layer (fog-p2p)",
         )),
-        BenchLayer::Mesh(_) => Err(super::unavailable(
-            "bench mesh",
-            "the offline mesh layer (fog-mesh)",
-        )),
+        BenchLayer::Mesh => super::mesh::bench(global.json, out),
         BenchLayer::Sched => super::sched::bench(global),
         BenchLayer::Exec(_) => Err(super::unavailable(
             "bench exec",
