@@ -2,6 +2,7 @@
 //! errors that carry a specific exit code are [`Failure`]s.
 
 pub(crate) mod completions;
+pub(crate) mod job;
 
 use std::fmt;
 
