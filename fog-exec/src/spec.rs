@@ -74,7 +74,7 @@ impl Default for Limits {
         Self {
             fuel: Some(10_000_000_000),
             memory_bytes: 64 << 20,
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_mins(1),
             stdout_bytes: 1 << 20,
             stderr_bytes: 1 << 20,
             cpu_millis: 1000,
@@ -362,14 +362,20 @@ impl TaskState {
     /// Whether `self → next` is a lifecycle edge.
     pub fn can_move_to(self, next: TaskState) -> bool {
         use TaskState as S;
-        match (self, next) {
+        matches!(
+            (self, next),
             (S::Pending, S::Assigned | S::Cancelled | S::Lost)
-            | (S::Assigned, S::Running | S::Failed | S::Cancelled | S::Lost | S::Preempted)
-            | (S::Running, S::Succeeded | S::Failed | S::Cancelled | S::Preempted | S::Lost)
-            | (S::Preempted | S::Lost, S::Assigned) => true,
-            (S::Preempted, S::Cancelled) => true,
-            _ => false,
-        }
+                | (
+                    S::Assigned,
+                    S::Running | S::Failed | S::Cancelled | S::Lost | S::Preempted
+                )
+                | (
+                    S::Running,
+                    S::Succeeded | S::Failed | S::Cancelled | S::Preempted | S::Lost
+                )
+                | (S::Preempted | S::Lost, S::Assigned)
+                | (S::Preempted, S::Cancelled)
+        )
     }
 }
 

@@ -148,7 +148,7 @@ impl HostWallClock for FixedWallClock {
     }
     fn now(&self) -> Duration {
         // 2025-01-01T00:00:00Z.
-        Duration::from_secs(1_735_689_600)
+        Duration::from_hours(482_136)
     }
 }
 
@@ -331,7 +331,7 @@ impl WasmEngine {
             match loaded {
                 Ok(module) => return Ok(module),
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "dropping unreadable precompiled module")
+                    tracing::warn!(path = %path.display(), error = %e, "dropping unreadable precompiled module");
                 }
             }
         }
