@@ -13,8 +13,8 @@ use crate::ExecError;
 use crate::control::{StopCause, TaskControl};
 use crate::docker::{DockerBackend, DockerEnd};
 use crate::spec::{
-    FailureReason, Output, StatusEvent, TaskId, TaskResult, TaskSpec, TaskState, TaskStatus,
-    WasmWorkload, Workload,
+    FailureReason, ModuleHash, Output, StatusEvent, TaskId, TaskResult, TaskSpec, TaskState,
+    TaskStatus, WasmWorkload, Workload,
 };
 use crate::store::{EvidenceRow, StoredSpec, StoredWorkload, TaskRow, TaskStore};
 use crate::verify::Evidence;
@@ -128,6 +128,9 @@ impl ExecutorConfig {
     }
 }
 
+/// Module byte strings kept in memory by the executor.
+const MODULES_IN_MEMORY: usize = 64;
+
 struct Live {
     control: Arc<TaskControl>,
     state: watch::Sender<TaskState>,
@@ -139,6 +142,9 @@ struct Shared {
     docker: Option<DockerBackend>,
     events: broadcast::Sender<StatusEvent>,
     live: Mutex<HashMap<TaskId, Live>>,
+    /// Module bytes by hash (bounded: an arbitrary entry is dropped when
+    /// full; the store keeps every module).
+    modules: Mutex<HashMap<String, Arc<[u8]>>>,
     slots: Semaphore,
     max_queued: usize,
     data_dir: PathBuf,
@@ -207,6 +213,7 @@ impl LocalExecutor {
                 docker,
                 events: broadcast::channel(config.status_buffer.max(1)).0,
                 live: Mutex::new(HashMap::new()),
+                modules: Mutex::new(HashMap::new()),
                 slots: Semaphore::new(config.max_running.max(1)),
                 max_queued: config.max_queued.max(1),
                 data_dir: config.data_dir,
@@ -379,7 +386,8 @@ impl LocalExecutor {
                 .await?;
             return Ok(());
         }
-        self.set_state(id, TaskState::Assigned, true, None, None)
+        let attempt = self
+            .set_state(id, TaskState::Assigned, true, None, None)
             .await?;
         let end = match &spec.workload {
             StoredWorkload::Wasm {
@@ -388,19 +396,22 @@ impl LocalExecutor {
                 env,
                 stdin,
             } => {
-                let Some(bytes) = self.shared.store.module(module)? else {
+                let Some(bytes) = self.module_bytes(module)? else {
                     let r = setup_failure(format!("module {module} missing from the store"));
                     self.set_state(id, TaskState::Failed, false, Some(&r), None)
                         .await?;
                     return Ok(());
                 };
-                let mut workload = WasmWorkload::new(bytes)
+                let hash = ModuleHash::from_hex(module)
+                    .ok_or_else(|| ExecError::Store(format!("corrupt module hash {module:?}")))?;
+                let mut workload = WasmWorkload::with_hash(bytes, hash)
                     .args(args.clone())
                     .stdin(stdin.clone());
                 for (k, v) in env {
                     workload = workload.env(k.clone(), v.clone());
                 }
-                self.run_wasm(id, &workload, &spec, control).await?
+                self.run_wasm(id, &workload, &spec, control, attempt)
+                    .await?
             }
             StoredWorkload::Container(workload) => {
                 let Some(docker) = self.shared.docker.clone() else {
@@ -462,16 +473,30 @@ impl LocalExecutor {
         workload: &WasmWorkload,
         spec: &StoredSpec,
         control: Arc<TaskControl>,
+        attempt: u32,
     ) -> Result<RunEnd, ExecError> {
-        let work_dir = self.work_dir(id);
-        std::fs::create_dir_all(&work_dir).map_err(|e| ExecError::io(&work_dir, &e))?;
-        let checkpoint = self.shared.store.checkpoint(id)?.map(|(_, data)| data);
-        let fuel_before = self
-            .shared
-            .store
-            .task(id)?
-            .and_then(|row| row.result.map(|r| r.fuel_consumed))
-            .unwrap_or(0);
+        // A module that cannot open files gets no directory (saves two
+        // filesystem operations per task).
+        let work_dir = if self.shared.wasm.uses_files(workload)? {
+            let dir = self.work_dir(id);
+            std::fs::create_dir_all(&dir).map_err(|e| ExecError::io(&dir, &e))?;
+            Some(dir)
+        } else {
+            None
+        };
+        // Only a later attempt can have a checkpoint and earlier fuel.
+        let (checkpoint, fuel_before) = if attempt > 1 {
+            (
+                self.shared.store.checkpoint(id)?.map(|(_, data)| data),
+                self.shared
+                    .store
+                    .task(id)?
+                    .and_then(|row| row.result.map(|r| r.fuel_consumed))
+                    .unwrap_or(0),
+            )
+        } else {
+            (None, 0)
+        };
         let sink: CheckpointSink = {
             let store = self.shared.store.clone();
             let events = self.shared.events.clone();
@@ -490,7 +515,7 @@ impl LocalExecutor {
         self.set_state(id, TaskState::Running, false, None, None)
             .await?;
         let ctx = RunContext {
-            work_dir: Some(work_dir),
+            work_dir,
             seed: seed_of(id),
             checkpoint,
             control: Some(control),
@@ -498,6 +523,44 @@ impl LocalExecutor {
             fuel_before,
         };
         self.shared.wasm.run_with(workload, &spec.limits, ctx).await
+    }
+
+    fn remember_module(&self, hash: ModuleHash, bytes: &Arc<[u8]>) {
+        let mut modules = self
+            .shared
+            .modules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if modules.contains_key(&hash.to_hex()) {
+            return;
+        }
+        if modules.len() >= MODULES_IN_MEMORY
+            && let Some(victim) = modules.keys().next().cloned()
+        {
+            modules.remove(&victim);
+        }
+        modules.insert(hash.to_hex(), bytes.clone());
+    }
+
+    /// Module bytes by hash: from memory, else from the store.
+    fn module_bytes(&self, hash: &str) -> Result<Option<Arc<[u8]>>, ExecError> {
+        if let Some(bytes) = self
+            .shared
+            .modules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(hash)
+        {
+            return Ok(Some(bytes.clone()));
+        }
+        let Some(bytes) = self.shared.store.module(hash)? else {
+            return Ok(None);
+        };
+        let bytes: Arc<[u8]> = bytes.into();
+        if let Some(parsed) = ModuleHash::from_hex(hash) {
+            self.remember_module(parsed, &bytes);
+        }
+        Ok(Some(bytes))
     }
 
     fn work_dir(&self, id: &TaskId) -> PathBuf {
@@ -556,7 +619,9 @@ impl Executor for LocalExecutor {
     async fn submit(&self, spec: TaskSpec) -> Result<TaskStatus, ExecError> {
         let (stored, module) = match &spec.workload {
             Workload::Wasm(w) => {
-                let hash = self.shared.wasm.prepare(&w.module)?;
+                self.shared.wasm.prepare_workload(w)?;
+                let hash = w.module_hash();
+                self.remember_module(hash, &w.module);
                 (
                     StoredWorkload::Wasm {
                         module: hash.to_hex(),

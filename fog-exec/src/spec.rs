@@ -122,6 +122,7 @@ impl Limits {
 #[derive(Debug, Clone)]
 pub struct WasmWorkload {
     pub(crate) module: Arc<[u8]>,
+    pub(crate) hash: ModuleHash,
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) stdin: Vec<u8>,
@@ -130,13 +131,26 @@ pub struct WasmWorkload {
 impl WasmWorkload {
     /// A workload running `module` (WASM binary bytes) with no arguments.
     pub fn new(module: impl Into<Arc<[u8]>>) -> Self {
+        let module = module.into();
         Self {
-            module: module.into(),
+            hash: ModuleHash::of(&module),
+            module,
             args: Vec::new(),
             env: Vec::new(),
             stdin: Vec::new(),
         }
     }
+    /// A workload whose module hash is already known (from the store).
+    pub(crate) fn with_hash(module: Arc<[u8]>, hash: ModuleHash) -> Self {
+        Self {
+            module,
+            hash,
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: Vec::new(),
+        }
+    }
+
     /// Sets the arguments after `argv[0]` (which is always `task`).
     pub fn args<I, S>(mut self, args: I) -> Self
     where
@@ -158,7 +172,7 @@ impl WasmWorkload {
     }
     /// The SHA-256 of the module bytes (the cache key).
     pub fn module_hash(&self) -> ModuleHash {
-        ModuleHash::of(&self.module)
+        self.hash
     }
 }
 

@@ -382,24 +382,11 @@ fn writer_loop(mut conn: Connection, rx: &Receiver<Op>, path: &Path) {
                 continue;
             }
         };
-        // Each operation runs in a savepoint so one bad operation (an
-        // illegal transition) is refused alone while the batch commits.
+        // Every operation validates before it writes, so a refused one (an
+        // illegal transition) leaves nothing behind while the batch commits.
         let mut replies = Vec::with_capacity(batch.len());
-        let mut tx = tx;
         for op in batch {
-            let outcome = match tx.savepoint() {
-                Ok(mut sp) => {
-                    let reply = apply(&sp, &op);
-                    let ok = reply.is_ok();
-                    let committed = if ok { sp.commit() } else { sp.rollback() };
-                    match (reply, committed) {
-                        (Ok(v), Ok(())) => Ok(v),
-                        (Err(e), _) => Err(e),
-                        (Ok(_), Err(e)) => Err(db(&e)),
-                    }
-                }
-                Err(e) => Err(db(&e)),
-            };
+            let outcome = apply(&tx, &op);
             replies.push((op, outcome));
         }
         let committed = tx.commit().map_err(|e| db(&e));
@@ -428,24 +415,22 @@ fn apply(conn: &Connection, op: &Op) -> Result<Reply, ExecError> {
             id, spec, module, ..
         } => {
             if let Some((hash, bytes)) = module {
-                conn.execute(
-                    "INSERT OR IGNORE INTO modules(hash, bytes) VALUES (?1, ?2)",
-                    params![hash.to_hex(), &bytes[..]],
-                )
-                .map_err(|e| db(&e))?;
+                conn.prepare_cached("INSERT OR IGNORE INTO modules(hash, bytes) VALUES (?1, ?2)")
+                    .and_then(|mut st| st.execute(params![hash.to_hex(), &bytes[..]]))
+                    .map_err(|e| db(&e))?;
             }
             let n = conn
-                .execute(
+                .prepare_cached(
                     "INSERT OR IGNORE INTO tasks(id, spec, state, attempt, result, created_ms, updated_ms)
                      VALUES (?1, ?2, 'pending', 0, NULL, ?3, ?3)",
-                    params![id.as_str(), spec, now],
                 )
+                .and_then(|mut st| st.execute(params![id.as_str(), spec, now]))
                 .map_err(|e| db(&e))?;
             if n == 1 {
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT INTO transitions(task_id, state, attempt, at_ms) VALUES (?1, 'pending', 0, ?2)",
-                    params![id.as_str(), now],
                 )
+                .and_then(|mut st| st.execute(params![id.as_str(), now]))
                 .map_err(|e| db(&e))?;
             }
             Ok(Reply::Bool(n == 1))
@@ -459,12 +444,11 @@ fn apply(conn: &Connection, op: &Op) -> Result<Reply, ExecError> {
             ..
         } => {
             let (state, attempt): (String, i64) = conn
-                .query_row(
-                    "SELECT state, attempt FROM tasks WHERE id = ?1",
-                    [id.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
+                .prepare_cached("SELECT state, attempt FROM tasks WHERE id = ?1")
+                .and_then(|mut st| {
+                    st.query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
                 .map_err(|e| db(&e))?
                 .ok_or_else(|| ExecError::UnknownTask(id.clone()))?;
             let from = TaskState::parse(&state)
@@ -477,15 +461,15 @@ fn apply(conn: &Connection, op: &Op) -> Result<Reply, ExecError> {
                 });
             }
             let attempt = attempt + i64::from(*attempt_bump);
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE tasks SET state = ?2, attempt = ?3, result = COALESCE(?4, result), updated_ms = ?5 WHERE id = ?1",
-                params![id.as_str(), to.as_str(), attempt, result, now],
             )
+            .and_then(|mut st| st.execute(params![id.as_str(), to.as_str(), attempt, result, now]))
             .map_err(|e| db(&e))?;
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO transitions(task_id, state, attempt, at_ms, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id.as_str(), to.as_str(), attempt, now, detail],
             )
+            .and_then(|mut st| st.execute(params![id.as_str(), to.as_str(), attempt, now, detail]))
             .map_err(|e| db(&e))?;
             Ok(Reply::Attempt(u32::try_from(attempt).unwrap_or(u32::MAX)))
         }

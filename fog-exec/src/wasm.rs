@@ -137,6 +137,7 @@ pub(crate) struct GuestState {
     started: Instant,
     timeout: Duration,
     stop: Option<StopCause>,
+    ticks: u32,
 }
 
 /// A guest wall clock that always reads the same instant, so replicas agree.
@@ -262,6 +263,21 @@ impl WasmEngine {
         let hash = ModuleHash::of(module);
         self.instance_pre(hash, module)?;
         Ok(hash)
+    }
+
+    pub(crate) fn prepare_workload(&self, workload: &WasmWorkload) -> Result<(), ExecError> {
+        self.instance_pre(workload.hash, &workload.module)
+            .map(|_| ())
+    }
+
+    /// Whether the module can open files at all (imports `path_open`): only
+    /// then does its task get a work directory on disk.
+    pub(crate) fn uses_files(&self, workload: &WasmWorkload) -> Result<bool, ExecError> {
+        let pre = self.instance_pre(workload.hash, &workload.module)?;
+        Ok(pre
+            .module()
+            .imports()
+            .any(|i| i.module() == "wasi_snapshot_preview1" && i.name() == "path_open"))
     }
 
     fn cached(&self, hash: ModuleHash) -> Option<InstancePre<GuestState>> {
@@ -429,6 +445,7 @@ impl WasmEngine {
             started,
             timeout: limits.timeout,
             stop: None,
+            ticks: 0,
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -558,6 +575,9 @@ fn capture(stdout: &MemoryOutputPipe, stderr: &MemoryOutputPipe, limits: &Limits
     }
 }
 
+/// Epoch ticks between two voluntary yields of a running guest.
+const YIELD_EVERY_TICKS: u32 = 10;
+
 /// Called at every epoch tick while a guest runs: pause, stop, timeout.
 fn epoch_check(
     mut ctx: wasmtime::StoreContextMut<'_, GuestState>,
@@ -579,6 +599,15 @@ fn epoch_check(
         if control.is_paused() {
             return Ok(UpdateDeadline::YieldCustom(1, Box::pin(control.unpaused())));
         }
+    }
+    // Hand the thread back to the async runtime now and then, so that a
+    // long guest neither starves other tasks nor outlives a dropped run.
+    state.ticks = state.ticks.wrapping_add(1);
+    if state.ticks.is_multiple_of(YIELD_EVERY_TICKS) {
+        return Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ));
     }
     Ok(UpdateDeadline::Continue(1))
 }

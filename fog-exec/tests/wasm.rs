@@ -453,3 +453,195 @@ fn quorum_without_enough_agreement_is_refused() {
         Verdict::NoQuorum { best: 1 }
     );
 }
+
+async fn wait_for_state(events: &mut fog_exec::StatusStream, task: &TaskId, state: TaskState) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await
+            .expect("no event within 30 s")
+        {
+            Some(StreamItem::Event(StatusEvent::State { id, state: s }))
+                if &id == task && s == state =>
+            {
+                return;
+            }
+            Some(_) => {}
+            None => panic!("executor gone"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_task() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exec, _) = LocalExecutor::open(ExecutorConfig::new(dir.path()).with_docker(false))
+        .await
+        .expect("open");
+    let task = id("spin");
+    let mut events = exec.subscribe();
+    exec.submit(
+        TaskSpec::wasm(
+            task.clone(),
+            WasmWorkload::new(wasm(
+                "(module (func (export \"_start\") (loop $l (br $l))))",
+            )),
+        )
+        .with_limits(Limits::default().with_fuel(None)),
+    )
+    .await
+    .expect("submit");
+    wait_for_state(&mut events, &task, TaskState::Running).await;
+    exec.cancel(&task).await.expect("cancel");
+    assert_eq!(
+        exec.wait(&task).await.expect("wait").state,
+        TaskState::Cancelled
+    );
+    assert!(
+        exec.cancel(&task).await.is_err(),
+        "cancelling twice is refused"
+    );
+}
+
+#[tokio::test]
+async fn checkpoint_now_reaches_the_guest() {
+    // Spins until the host asks for a checkpoint, saves "ckpt" and returns.
+    let module = wasm(
+        r#"(module
+  (import "fog" "checkpoint_save" (func $save (param i32 i32) (result i32)))
+  (import "fog" "checkpoint_requested" (func $req (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "ckpt")
+  (func (export "_start")
+    (loop $l (br_if $l (i32.eqz (call $req))))
+    (drop (call $save (i32.const 0) (i32.const 4)))))"#,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exec, _) = LocalExecutor::open(ExecutorConfig::new(dir.path()).with_docker(false))
+        .await
+        .expect("open");
+    let task = id("asked");
+    let mut events = exec.subscribe();
+    exec.submit(
+        TaskSpec::wasm(task.clone(), WasmWorkload::new(module))
+            .with_limits(Limits::default().with_fuel(None)),
+    )
+    .await
+    .expect("submit");
+    wait_for_state(&mut events, &task, TaskState::Running).await;
+    exec.checkpoint_now(&task).expect("checkpoint now");
+    wait_for_checkpoint(&mut events, &task, 1).await;
+    assert_eq!(
+        exec.wait(&task).await.expect("wait").state,
+        TaskState::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn module_cache_survives_on_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = || {
+        WasmConfig::default()
+            .with_pool_instances(4)
+            .with_cache_dir(dir.path())
+    };
+    let module = hello_args();
+    let first = WasmEngine::new(config()).expect("engine");
+    let hash = first.prepare(&module).expect("prepare");
+    let artifacts: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("cache dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&hash.to_hex()))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "one precompiled artifact");
+    // A fresh engine loads it and runs the same.
+    let second = WasmEngine::new(config()).expect("engine");
+    let result = second
+        .run(&WasmWorkload::new(module), &Limits::default())
+        .await
+        .expect("run");
+    assert_eq!(result.output.stdout, b"hello\n");
+}
+
+mod properties {
+    use std::sync::OnceLock;
+
+    use fog_exec::{WasmConfig, WasmEngine};
+    use proptest::prelude::*;
+
+    fn engine() -> &'static WasmEngine {
+        static ENGINE: OnceLock<WasmEngine> = OnceLock::new();
+        ENGINE.get_or_init(|| {
+            WasmEngine::new(WasmConfig::default().with_pool_instances(1)).expect("engine")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Arbitrary bytes as a module: a clear error, never a panic.
+        #[test]
+        fn arbitrary_module_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let engine = engine();
+            let mut with_magic = b"\0asm\x01\0\0\0".to_vec();
+            with_magic.extend_from_slice(&bytes);
+            for candidate in [bytes, with_magic] {
+                if let Err(e) = engine.prepare(&candidate) {
+                    prop_assert!(e.to_string().starts_with("invalid wasm module"), "{}", e);
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn spot_check_catches_a_wrong_claim() {
+    let engine = engine();
+    let workload = WasmWorkload::new(hello_args()).args(["spot"]);
+    let reference = engine
+        .run(&workload, &Limits::default())
+        .await
+        .expect("run");
+    let honest = Replica::new("honest", Claim::of(&reference));
+    assert_eq!(verify::spot_check("t", &honest, &reference), None);
+    let mut inflated = Claim::of(&reference);
+    inflated.fuel *= 2;
+    let evidence =
+        verify::spot_check("t", &Replica::new("greedy", inflated), &reference).expect("evidence");
+    assert_eq!(evidence.node, "greedy");
+    assert!(!verify::should_spot_check("t", b"secret", 0.0));
+    assert!(verify::should_spot_check("t", b"secret", 1.0));
+}
+
+#[tokio::test]
+async fn the_work_directory_is_preopened_and_writable() {
+    // Creates /work/f.txt through the preopen (fd 3) and prints the errno
+    // digit of path_open followed by that of fd_write.
+    let module = wasm(&format!(
+        r#"(module {FD_WRITE}
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "f.txt")
+  (data (i32.const 120) "data")
+  (func (export "_start") (local $e i32)
+    (local.set $e (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 5)
+      (i32.const 1) (i64.const 0x1fffffff) (i64.const 0) (i32.const 0) (i32.const 200)))
+    (i32.store8 (i32.const 300) (i32.add (i32.const 48) (local.get $e)))
+    (i32.store (i32.const 0) (i32.const 120))
+    (i32.store (i32.const 4) (i32.const 4))
+    (local.set $e (call $fd_write (i32.load (i32.const 200)) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (i32.store8 (i32.const 301) (i32.add (i32.const 48) (local.get $e)))
+    (i32.store (i32.const 0) (i32.const 300))
+    (i32.store (i32.const 4) (i32.const 2))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exec, _) = LocalExecutor::open(ExecutorConfig::new(dir.path()).with_docker(false))
+        .await
+        .expect("open");
+    exec.submit(TaskSpec::wasm(id("files"), WasmWorkload::new(module)))
+        .await
+        .expect("submit");
+    let status = exec.wait(&id("files")).await.expect("wait");
+    assert_eq!(status.result.expect("result").output.stdout, b"00");
+}

@@ -296,15 +296,25 @@ pub(crate) fn bench(global: &GlobalArgs) -> anyhow::Result<()> {
         .await?;
         let n = 20_000usize;
         let t = Instant::now();
+        // Submissions arrive concurrently (at most 256 in flight), as they do
+        // on a node serving many clients; each waits for its Pending commit.
         let mut ids = Vec::with_capacity(n);
+        let mut inflight = tokio::task::JoinSet::new();
+        let trivial = WasmWorkload::new(module.clone());
         for i in 0..n {
             let id = TaskId::new(format!("bench-{i}"))?;
-            exec.submit(TaskSpec::wasm(
-                id.clone(),
-                WasmWorkload::new(module.clone()),
-            ))
-            .await?;
-            ids.push(id);
+            ids.push(id.clone());
+            if inflight.len() >= 256
+                && let Some(done) = inflight.join_next().await
+            {
+                done??;
+            }
+            let exec = exec.clone();
+            let workload = trivial.clone();
+            inflight.spawn(async move { exec.submit(TaskSpec::wasm(id, workload)).await });
+        }
+        while let Some(done) = inflight.join_next().await {
+            done??;
         }
         for id in &ids {
             let s = exec.wait(id).await?;
