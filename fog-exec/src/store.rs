@@ -144,7 +144,7 @@ impl TaskStore {
         let path_owned: PathBuf = path.to_owned();
         std::thread::Builder::new()
             .name("fog-exec-store".into())
-            .spawn(move || writer_loop(writer, &rx, &path_owned))
+            .spawn(move || writer_loop(&writer, &rx, &path_owned))
             .map_err(|e| ExecError::Store(format!("writer thread: {e}")))?;
         Ok(Self {
             tx,
@@ -270,12 +270,11 @@ impl TaskStore {
 
     pub(crate) fn checkpoint(&self, id: &TaskId) -> Result<Option<(u64, Vec<u8>)>, ExecError> {
         self.read(|c| {
-            c.query_row(
-                "SELECT seq, data FROM checkpoints WHERE task_id = ?1",
-                [id.as_str()],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
-            )
-            .optional()
+            c.prepare_cached("SELECT seq, data FROM checkpoints WHERE task_id = ?1")?
+                .query_row([id.as_str()], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+                })
+                .optional()
         })
     }
 
@@ -290,12 +289,9 @@ impl TaskStore {
 
     pub(crate) fn task(&self, id: &TaskId) -> Result<Option<TaskRow>, ExecError> {
         let raw = self.read(|c| {
-            c.query_row(
-                "SELECT id, spec, state, attempt, result FROM tasks WHERE id = ?1",
-                [id.as_str()],
-                raw_row,
-            )
-            .optional()
+            c.prepare_cached("SELECT id, spec, state, attempt, result FROM tasks WHERE id = ?1")?
+                .query_row([id.as_str()], raw_row)
+                .optional()
         })?;
         raw.map(parse_row).transpose()
     }
@@ -366,7 +362,7 @@ fn parse_row((id, spec, state, attempt, result): RawRow) -> Result<TaskRow, Exec
     })
 }
 
-fn writer_loop(mut conn: Connection, rx: &Receiver<Op>, path: &Path) {
+fn writer_loop(conn: &Connection, rx: &Receiver<Op>, path: &Path) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -375,21 +371,29 @@ fn writer_loop(mut conn: Connection, rx: &Receiver<Op>, path: &Path) {
                 Err(_) => break,
             }
         }
-        let tx = match conn.transaction() {
-            Ok(tx) => tx,
-            Err(e) => {
-                fail_all(batch, &db(&e));
-                continue;
-            }
+        // BEGIN/COMMIT as cached statements: a batch can be a handful of
+        // operations, so their parse cost would show.
+        let run = |sql: &str| {
+            conn.prepare_cached(sql)
+                .and_then(|mut st| st.execute([]))
+                .map(|_| ())
+                .map_err(|e| db(&e))
         };
+        if let Err(e) = run("BEGIN IMMEDIATE") {
+            fail_all(batch, &e);
+            continue;
+        }
         // Every operation validates before it writes, so a refused one (an
         // illegal transition) leaves nothing behind while the batch commits.
         let mut replies = Vec::with_capacity(batch.len());
         for op in batch {
-            let outcome = apply(&tx, &op);
+            let outcome = apply(conn, &op);
             replies.push((op, outcome));
         }
-        let committed = tx.commit().map_err(|e| db(&e));
+        let committed = run("COMMIT");
+        if committed.is_err() {
+            let _ = run("ROLLBACK");
+        }
         for (op, outcome) in replies {
             let outcome = match (&committed, outcome) {
                 (Err(e), _) => Err(e.clone()),
