@@ -94,3 +94,33 @@ fn job_run_out_of_fuel_fails_with_the_reason() {
 fn job_run_needs_a_workload() {
     fog().args(["job", "run"]).assert().code(2);
 }
+
+#[test]
+fn job_run_image_tar_runs_a_container() {
+    let required = std::env::var("FOG_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    let daemon = std::path::Path::new("/var/run/docker.sock").exists();
+    let busybox = std::fs::read("/bin/busybox");
+    let (true, Ok(busybox)) = (daemon, busybox) else {
+        assert!(
+            !required,
+            "FOG_REQUIRE_DOCKER=1 but no docker daemon or /bin/busybox"
+        );
+        println!("skipped: no docker daemon");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tar = dir.path().join("image.tar");
+    let image = "fog-cli-test-busybox:1";
+    std::fs::write(
+        &tar,
+        fog_exec::image::busybox_image_tar(image, &busybox).expect("image tarball"),
+    )
+    .expect("write tarball");
+    fog()
+        .args(["job", "run", "--image", image, "--image-tar"])
+        .arg(&tar)
+        .args(["--", "/bin/sh", "-c", "echo from-container; exit 0"])
+        .assert()
+        .success()
+        .stdout("from-container\n");
+}
