@@ -174,3 +174,35 @@ async fn docker_pause_and_resume() {
     assert_eq!(status.state, TaskState::Succeeded, "{status:?}");
     assert_eq!(status.result.expect("result").output.stdout, b"done\n");
 }
+
+#[tokio::test]
+async fn docker_checkpoint_directory_and_checkpoint_now() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((exec, tar)) = setup(dir.path()).await else {
+        return;
+    };
+    let id = task("ckpt");
+    // Waits for the executor's checkpoint request, then saves state into
+    // the mounted checkpoint directory it owns and reads it back.
+    exec.submit(TaskSpec::container(
+        id.clone(),
+        sh(
+            &tar,
+            "while [ ! -f $FOG_CHECKPOINT_DIR/checkpoint.request ]; do sleep 1; done; \
+             echo saved > $FOG_CHECKPOINT_DIR/state; cat $FOG_CHECKPOINT_DIR/state",
+        )
+        .read_only_rootfs(true),
+    ))
+    .await
+    .expect("submit");
+    let mut tries = 0;
+    while exec.status(&id).expect("status").state != TaskState::Running {
+        tries += 1;
+        assert!(tries < 500, "never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    exec.checkpoint_now(&id).expect("checkpoint now");
+    let status = exec.wait(&id).await.expect("wait");
+    assert_eq!(status.state, TaskState::Succeeded, "{status:?}");
+    assert_eq!(status.result.expect("result").output.stdout, b"saved\n");
+}
