@@ -361,7 +361,10 @@ impl WasmEngine {
             Module::new(engine, bytes).map_err(|e| ExecError::InvalidModule(format!("{e:#}")))?;
         match module.serialize() {
             Ok(artifact) => {
-                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                // Unique per writer: two tasks may compile the same module at once.
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = NEXT.fetch_add(1, Ordering::Relaxed);
+                let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
                 let written =
                     std::fs::write(&tmp, &artifact).and_then(|()| std::fs::rename(&tmp, &path));
                 if let Err(e) = written {
