@@ -57,8 +57,8 @@ pub(crate) enum Command {
     Node(Pending),
     /// Start a local fog network on loopback (not available yet)
     Devnet(Pending),
-    /// Submit, run and follow jobs (not available yet)
-    Job(Pending),
+    /// Submit, run and follow jobs
+    Job(crate::cmd::job::JobArgs),
     /// Benchmark a layer and print its figures
     Bench(crate::cmd::bench::BenchArgs),
     /// Tokens, staking and governance

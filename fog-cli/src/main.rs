@@ -29,7 +29,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let group = cli.command.name();
     match cli.command {
         Command::Completions(args) => cmd::completions::run(&args, &mut io::stdout().lock()),
-        Command::Node(_) | Command::Devnet(_) | Command::Job(_) | Command::Tui(_) => {
+        Command::Job(args) => cmd::job::run(args, &cli.global),
+        Command::Node(_) | Command::Devnet(_) | Command::Tui(_) => {
             Err(cmd::unavailable(group, "the node runtime"))
         }
         Command::Bench(args) => cmd::bench::run(&args, &cli.global),

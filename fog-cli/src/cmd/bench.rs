@@ -28,8 +28,8 @@ enum BenchLayer {
     Mesh,
     /// fog-sched: NSGA-II on ZDT1-3 and fast-path placement on 10,000 nodes
     Sched,
-    /// fog-exec: WASM start latency, task throughput, Docker (not available yet)
-    Exec(Pending),
+    /// fog-exec: WASM start latency, task throughput, Docker against `docker run`
+    Exec,
     /// fog-dao: signature verification, appends, ledger verification
     Dao(super::dao::BenchArgs),
 }
@@ -49,10 +49,7 @@ pub(crate) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         )),
         BenchLayer::Mesh => super::mesh::bench(global.json, out),
         BenchLayer::Sched => super::sched::bench(global),
-        BenchLayer::Exec(_) => Err(super::unavailable(
-            "bench exec",
-            "the execution layer (fog-exec)",
-        )),
+        BenchLayer::Exec => super::job::bench(global),
         BenchLayer::Dao(args) => super::dao::bench(args, global),
     };
     out.flush()?;

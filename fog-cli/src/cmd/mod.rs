@@ -5,6 +5,7 @@ pub(crate) mod bench;
 pub(crate) mod completions;
 pub(crate) mod dao;
 pub(crate) mod harvest;
+pub(crate) mod job;
 pub(crate) mod mesh;
 pub(crate) mod sched;
 
