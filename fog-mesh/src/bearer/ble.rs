@@ -21,7 +21,7 @@
 //! every BLE 4.2+ stack negotiates) and a frame larger than a link's payload
 //! is refused on that link with [`BearerError::FrameTooLarge`].
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -166,7 +166,7 @@ fn check_frame(len: usize, bearer_mtu: usize, link_payload: usize) -> Result<(),
 }
 
 /// The two ways a neighbour can be linked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Path {
     /// We are its central: we write to its RX characteristic.
     Central,
@@ -269,12 +269,18 @@ impl<L: Clone> LinkTable<L> {
     }
 }
 
+/// The task serving each link, by device and path.
+type LinkTasks = HashMap<([u8; 6], Path), JoinHandle<()>>;
+
 /// State shared by the bearer and its background tasks.
 #[derive(Debug)]
 struct Shared {
     table: Mutex<LinkTable<Link>>,
     /// Devices a central connection is being set up to.
     connecting: Mutex<HashSet<[u8; 6]>>,
+    /// The task serving each link (forwarding notifications, or waiting
+    /// for the subscription to end); aborted when the link goes down.
+    link_tasks: Mutex<LinkTasks>,
     tx: mpsc::Sender<BearerEvent>,
     dropped: AtomicU64,
 }
@@ -285,6 +291,7 @@ impl Shared {
         let shared = Arc::new(Shared {
             table: Mutex::new(LinkTable::new(max_links)),
             connecting: Mutex::new(HashSet::new()),
+            link_tasks: Mutex::new(HashMap::new()),
             tx,
             dropped: AtomicU64::new(0),
         });
@@ -302,6 +309,27 @@ impl Shared {
         self.connecting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn link_tasks(&self) -> std::sync::MutexGuard<'_, LinkTasks> {
+        self.link_tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records the task serving a link; a task left from an earlier link
+    /// to the same device over the same path is aborted.
+    fn set_link_task(&self, addr: [u8; 6], path: Path, task: JoinHandle<()>) {
+        if let Some(old) = self.link_tasks().insert((addr, path), task) {
+            old.abort();
+        }
+    }
+
+    /// Stops every link task (the bearer is going away).
+    fn abort_link_tasks(&self) {
+        for (_, task) in self.link_tasks().drain() {
+            task.abort();
+        }
     }
 
     /// A frame arrived from `from`: queued as an event, or dropped and
@@ -338,11 +366,18 @@ impl Shared {
         }
     }
 
+    /// Removes a link (sending `Down` if it was the device's last) and
+    /// stops the task serving it. Called from that task too: the abort then
+    /// comes after its last await and changes nothing.
     async fn link_down(&self, addr: [u8; 6], path: Path) {
         let event = self.table().remove(addr, path);
+        let task = self.link_tasks().remove(&(addr, path));
         if let Some(event) = event {
             tracing::info!(peer = %ble_link(addr), ?path, "ble neighbour down");
             let _ = self.tx.send(event).await;
+        }
+        if let Some(task) = task {
+            task.abort();
         }
     }
 }
@@ -500,6 +535,9 @@ impl Bearer for BleBearer {
         link.send(frame).await
     }
 
+    /// Sends to every neighbour in turn. A neighbour whose link is too small
+    /// for the frame, or that went away meanwhile, is skipped; another
+    /// failure is returned after every neighbour was tried.
     async fn broadcast(&self, frame: &[u8]) -> Result<(), BearerError> {
         check_frame(frame.len(), self.mtu, usize::MAX)?;
         let peers = self.shared.table().neighbours();
@@ -530,6 +568,7 @@ impl Drop for BleBearer {
         for task in &self.tasks {
             task.abort();
         }
+        self.shared.abort_link_tasks();
     }
 }
 
@@ -551,7 +590,7 @@ mod central {
     };
     use btleplug::platform::{Manager, Peripheral};
     use futures_util::StreamExt as _;
-    use tokio::task::JoinHandle;
+    use tokio::task::{JoinHandle, JoinSet};
 
     use super::{
         BLE_RX_UUID, BLE_SERVICE_UUID, BLE_TX_UUID, BleConfig, Link, Path, Shared, ble_link,
@@ -596,9 +635,11 @@ mod central {
         let timeout = config.connect_timeout;
         Ok(tokio::spawn(async move {
             let mut events = events;
-            let mut children: Vec<JoinHandle<()>> = Vec::new();
+            // Connection attempts in progress; dropping the set (when this
+            // task is aborted) aborts them.
+            let mut children = JoinSet::new();
             while let Some(event) = events.next().await {
-                children.retain(|task| !task.is_finished());
+                while children.try_join_next().is_some() {}
                 match event {
                     CentralEvent::DeviceDiscovered(id)
                     | CentralEvent::DeviceUpdated(id)
@@ -615,13 +656,13 @@ mod central {
                             continue;
                         }
                         let shared = Arc::clone(&shared);
-                        children.push(tokio::spawn(async move {
+                        children.spawn(async move {
                             if let Err(error) = connect(&shared, &peripheral, timeout).await {
                                 tracing::debug!(peer = %ble_link(addr), %error, "ble connect failed");
                                 let _ = peripheral.disconnect().await;
                             }
                             shared.connecting().remove(&addr);
-                        }));
+                        });
                     }
                     CentralEvent::DeviceDisconnected(id) => {
                         if let Ok(peripheral) = adapter.peripheral(&id).await {
@@ -632,9 +673,7 @@ mod central {
                     _ => {}
                 }
             }
-            for task in children {
-                task.abort();
-            }
+            children.abort_all();
             let _ = adapter.stop_scan().await;
         }))
     }
@@ -683,15 +722,16 @@ mod central {
         if !shared.link_up(addr, Path::Central, link, payload).await {
             return Err(btleplug::Error::Other("ble link table full".into()));
         }
-        let shared = Arc::clone(shared);
-        tokio::spawn(async move {
+        let reader_shared = Arc::clone(shared);
+        let reader = tokio::spawn(async move {
             while let Some(note) = notifications.next().await {
                 if note.uuid == BLE_TX_UUID {
-                    shared.frame(addr, note.value);
+                    reader_shared.frame(addr, note.value);
                 }
             }
-            shared.link_down(addr, Path::Central).await;
+            reader_shared.link_down(addr, Path::Central).await;
         });
+        shared.set_link_task(addr, Path::Central, reader);
         Ok(())
     }
 }
@@ -813,11 +853,12 @@ mod peripheral {
                 if !shared.link_up(addr, Path::Peripheral, link, payload).await {
                     continue;
                 }
-                let shared = Arc::clone(&shared);
-                tokio::spawn(async move {
+                let waiter_shared = Arc::clone(&shared);
+                let waiter = tokio::spawn(async move {
                     let _ = writer.closed().await;
-                    shared.link_down(addr, Path::Peripheral).await;
+                    waiter_shared.link_down(addr, Path::Peripheral).await;
                 });
+                shared.set_link_task(addr, Path::Peripheral, waiter);
             }
         }));
         Ok(Registration {
@@ -1055,6 +1096,22 @@ mod tests {
             bearer.shared.frame(B, b"x".to_vec());
         }
         assert_eq!(bearer.dropped_frames(), 5);
+    }
+
+    #[tokio::test]
+    async fn link_down_stops_the_task_serving_the_link() {
+        let bearer = BleBearer::detached(180, 8);
+        let _a = test_link(&bearer, A, Path::Central, 244).await;
+        let (alive, mut gone) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _alive = alive;
+            std::future::pending::<()>().await;
+        });
+        bearer.shared.set_link_task(A, Path::Central, task);
+        bearer.shared.link_down(A, Path::Central).await;
+        // The task was aborted, so its sender is dropped.
+        assert!((&mut gone).await.is_err());
+        assert!(bearer.shared.link_tasks().is_empty());
     }
 
     #[tokio::test]
