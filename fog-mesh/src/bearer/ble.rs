@@ -474,6 +474,7 @@ impl BleBearer {
                     for task in &tasks {
                         task.abort();
                     }
+                    shared.abort_link_tasks();
                     return Err(error);
                 }
             }
@@ -748,7 +749,7 @@ mod peripheral {
     use bluer::gatt::local::{
         Application, ApplicationHandle, Characteristic, CharacteristicControlEvent,
         CharacteristicNotify, CharacteristicNotifyMethod, CharacteristicWrite,
-        CharacteristicWriteMethod, Service, characteristic_control,
+        CharacteristicWriteMethod, ReqError, Service, characteristic_control,
     };
     use futures_util::StreamExt as _;
     use tokio::task::JoinHandle;
@@ -795,6 +796,11 @@ mod peripheral {
                 method: CharacteristicWriteMethod::Fun(Box::new(move |value, request| {
                     let shared = Arc::clone(&write_shared);
                     Box::pin(async move {
+                        // A frame is one whole write; fog centrals never
+                        // send long (offset) writes.
+                        if request.offset != 0 {
+                            return Err(ReqError::InvalidOffset);
+                        }
                         shared.frame(request.device_address.0, value);
                         Ok(())
                     })
