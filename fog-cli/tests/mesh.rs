@@ -150,7 +150,7 @@ fn send_and_recv_between_two_processes_over_udp() {
 }
 
 #[test]
-fn ble_without_the_feature_says_so() {
+fn ble_without_the_feature_or_an_adapter_says_so() {
     let output = fog()
         .args([
             "mesh",
@@ -165,7 +165,10 @@ fn ble_without_the_feature_says_so() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("BLE bearer"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Without the `ble` feature the build says so; with it, this machine's
+    // missing adapter is reported.
+    assert!(stderr.contains("BLE bearer") || stderr.contains("bluetooth adapter"), "{stderr}");
 }
 
 fn keygen(dir: &std::path::Path, name: &str) -> String {

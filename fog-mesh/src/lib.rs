@@ -23,6 +23,39 @@
 //! assert_eq!(received.destination().to_string(), "dtn://laptop-c/chat");
 //! # Ok::<(), fog_mesh::BundleError>(())
 //! ```
+//!
+//! ## Bearers
+//!
+//! A [`Bearer`] carries frames of at most [`Bearer::mtu`] bytes between
+//! neighbours and reports neighbours coming and going; the node above it
+//! fragments larger messages and reassembles them with bounds. Three bearers
+//! exist.
+//!
+//! [`UdpBearer`] works on a LAN: neighbours are found by multicast beacons
+//! (and/or a list of known addresses) and frames travel as unicast
+//! datagrams; a neighbour is down after a few seconds of silence.
+//!
+//! [`MemoryBearer`] connects endpoints of a [`MemoryHub`] in one process;
+//! links are switched on and off by hand, as contacts in a trace are, for
+//! simulations and tests.
+//!
+//! `BleBearer` (cargo feature `ble`, off by default; it needs the D-Bus
+//! development files, Debian `libdbus-1-dev pkg-config`) links nearby devices
+//! over Bluetooth LE GATT. Each device plays two roles. As a central, through
+//! the `btleplug` crate, it scans for the fog mesh service
+//! `4f1ca001-6d1e-4b57-9c3a-2b9e5d7f0f6d`, connects, writes frames to the RX
+//! characteristic `4f1ca002-6d1e-4b57-9c3a-2b9e5d7f0f6d` with
+//! write-without-response and takes incoming frames from notifications on the
+//! TX characteristic `4f1ca003-6d1e-4b57-9c3a-2b9e5d7f0f6d`. As a peripheral,
+//! on Linux only and through the `bluer` crate (btleplug cannot advertise), it
+//! advertises that service and serves the same two characteristics. A
+//! neighbour is named `ble:AA:BB:CC:DD:EE:FF` and is up while either link to
+//! it exists. Each link carries frames up to its negotiated ATT MTU minus 3
+//! (20 bytes when unknown); the bearer's MTU is a configured, conservative
+//! 180 bytes by default. Without an adapter, construction fails with
+//! [`BearerError::Unavailable`]. Its neighbour table, address naming and
+//! frame bounds are unit-tested, but the radio path has not been tested
+//! against real Bluetooth hardware.
 
 mod bearer;
 mod bundle;
@@ -37,6 +70,11 @@ mod sim;
 mod store;
 mod wire;
 
+#[cfg(feature = "ble")]
+pub use bearer::{
+    BLE_DEFAULT_PAYLOAD, BLE_MAX_FRAME, BLE_RX_UUID, BLE_SERVICE_UUID, BLE_TX_UUID, BleBearer,
+    BleConfig,
+};
 pub use bearer::{
     Bearer, BearerEvent, EVENT_CHANNEL, LinkAddr, MemoryBearer, MemoryHub, UdpBearer, UdpConfig,
 };

@@ -391,24 +391,9 @@ fn load_keyring(dir: &Path, trust: &[String]) -> anyhow::Result<Keyring> {
 }
 
 async fn start_node(options: &NodeOptions) -> anyhow::Result<MeshNode> {
-    if options.bearer == BearerKind::Ble {
-        bail!(
-            "the BLE bearer is not in this build: rebuild fog with `--features fog-mesh/ble` on Linux with BlueZ"
-        );
-    }
     let eid = EndpointId::dtn(&options.name, "").context("bad node name")?;
     let dir = data_dir(options);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut udp = UdpConfig::new(options.bind);
-    udp.peers.clone_from(&options.peers);
-    udp.label.clone_from(&options.name);
-    if !options.no_multicast {
-        udp.multicast = Some(UdpConfig::default_multicast());
-    }
-    let bearer = UdpBearer::bind(udp)
-        .await
-        .with_context(|| format!("cannot bind {}", options.bind))?;
-    let local = bearer.local_addr();
     let mut config = MeshConfig::new(eid);
     config.router = options.router;
     config.store_path = Some(store_path(&dir, &options.name));
@@ -416,14 +401,48 @@ async fn start_node(options: &NodeOptions) -> anyhow::Result<MeshNode> {
         config.identity = Some(std::sync::Arc::new(load_identity(&dir, &options.name)?));
         config.keyring = load_keyring(&dir, &options.trust)?;
     }
-    let node = MeshNode::spawn(config, bearer)?;
-    tracing::info!(%local, node = %node.eid(), "mesh node running");
+    let (node, link) = match options.bearer {
+        BearerKind::Udp => {
+            let mut udp = UdpConfig::new(options.bind);
+            udp.peers.clone_from(&options.peers);
+            udp.label.clone_from(&options.name);
+            if !options.no_multicast {
+                udp.multicast = Some(UdpConfig::default_multicast());
+            }
+            let bearer = UdpBearer::bind(udp)
+                .await
+                .with_context(|| format!("cannot bind {}", options.bind))?;
+            let local = bearer.local_addr();
+            (MeshNode::spawn(config, bearer)?, format!("udp {local}"))
+        }
+        BearerKind::Ble => (
+            spawn_ble(config, &options.name).await?,
+            "bluetooth le".to_owned(),
+        ),
+    };
+    tracing::info!(%link, node = %node.eid(), "mesh node running");
     eprintln!(
-        "fog mesh: {} on udp {local}, router {}",
+        "fog mesh: {} on {link}, router {}",
         node.eid(),
         options.router
     );
     Ok(node)
+}
+
+#[cfg(feature = "ble")]
+async fn spawn_ble(config: MeshConfig, name: &str) -> anyhow::Result<MeshNode> {
+    let mut ble = fog_mesh::BleConfig::new();
+    ble.local_name = format!("fog-{name}");
+    let bearer = fog_mesh::BleBearer::new(ble).await?;
+    Ok(MeshNode::spawn(config, bearer)?)
+}
+
+#[cfg(not(feature = "ble"))]
+#[allow(clippy::unused_async)] // the same shape as the `ble` build
+async fn spawn_ble(_config: MeshConfig, _name: &str) -> anyhow::Result<MeshNode> {
+    bail!(
+        "the BLE bearer is not in this build: rebuild fog with `cargo build -p fog-cli --features ble` (Linux with BlueZ)"
+    )
 }
 
 fn store_path(dir: &Path, name: &str) -> PathBuf {

@@ -5,6 +5,8 @@
 //! arriving as [`BearerEvent`]s on a bounded channel. Frames over the MTU are
 //! refused; the node fragments larger messages (see [`crate::fragment`]).
 
+#[cfg(feature = "ble")]
+mod ble;
 mod memory;
 mod udp;
 
@@ -13,6 +15,11 @@ use std::future::Future;
 
 use tokio::sync::mpsc;
 
+#[cfg(feature = "ble")]
+pub use ble::{
+    BLE_DEFAULT_PAYLOAD, BLE_MAX_FRAME, BLE_RX_UUID, BLE_SERVICE_UUID, BLE_TX_UUID, BleBearer,
+    BleConfig,
+};
 pub use memory::{MemoryBearer, MemoryHub};
 pub use udp::{UdpBearer, UdpConfig};
 
