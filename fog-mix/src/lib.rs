@@ -67,18 +67,26 @@
 //!   [`DelayQueue`] (the bounded queue a mix holds packets in);
 //! * [`ReplayFilter`]: a Bloom filter of replay tags per key epoch,
 //!   persisted across restarts;
-//! * [`FrameCodec`]: the fixed-size frames of the node transport.
+//! * [`FrameCodec`]: the fixed-size frames of the node transport;
+//! * [`NodeDescriptor`]: what the directory publishes about a mix (sr25519
+//!   identity, X25519 Sphinx key, address, layer, stake, operator family),
+//!   signed by the node's [`NodeIdentity`].
 //!
 //! The library never opens sockets, reads clocks or prints; it emits
 //! `tracing` events only.
 
 mod delay;
+mod descriptor;
 mod frame;
 mod level;
 mod packet;
 mod replay;
 
 pub use delay::{DelayQueue, DelayQueueError, DelaySampler};
+pub use descriptor::{
+    DescriptorBuilder, DescriptorError, MAX_ADDRESS_LEN, MAX_FAMILY_LEN, NodeDescriptor,
+    NodeIdentity,
+};
 pub use frame::{FRAME_HEADER_LEN, FRAME_VERSION, FrameCodec, FrameError};
 pub use level::{PrivacyLevel, UnknownPrivacyLevel};
 pub use packet::{

@@ -44,6 +44,15 @@ impl Default for ReplayConfig {
 }
 
 impl ReplayConfig {
+    /// Sized for `expected_packets` per key epoch at the default
+    /// false-positive rate.
+    pub fn new(expected_packets: u64) -> Self {
+        ReplayConfig {
+            expected_packets,
+            false_positive_rate: MAX_FALSE_POSITIVE_RATE,
+        }
+    }
+
     /// Sized for a node receiving `packets_per_second` over one key epoch of
     /// length `epoch`, at the default false-positive rate.
     pub fn for_rate(packets_per_second: f64, epoch: Duration) -> Self {
