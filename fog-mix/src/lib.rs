@@ -66,7 +66,8 @@
 //! * [`DelaySampler`] (Exp(mean) delays, drawn by the sender) and
 //!   [`DelayQueue`] (the bounded queue a mix holds packets in);
 //! * [`ReplayFilter`]: a Bloom filter of replay tags per key epoch,
-//!   persisted across restarts;
+//!   persisted across restarts; [`EpochKeys`]: the current and previous
+//!   Sphinx keys (overlap window), each with its own filter;
 //! * [`FrameCodec`]: the fixed-size frames of the node transport;
 //! * [`NodeDescriptor`]: what the directory publishes about a mix (sr25519
 //!   identity, X25519 Sphinx key, address, layer, stake, operator family),
@@ -78,6 +79,7 @@
 mod delay;
 mod descriptor;
 mod frame;
+mod keys;
 mod level;
 mod packet;
 mod replay;
@@ -88,6 +90,7 @@ pub use descriptor::{
     NodeIdentity,
 };
 pub use frame::{FRAME_HEADER_LEN, FRAME_VERSION, FrameCodec, FrameError};
+pub use keys::{EpochError, EpochKeys};
 pub use level::{PrivacyLevel, UnknownPrivacyLevel};
 pub use packet::{
     BuildError, ConfigError, DEFAULT_PAYLOAD_SIZE, Destination, DestinationAddress, HEADER_LEN,

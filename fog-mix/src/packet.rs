@@ -350,9 +350,14 @@ pub enum ProcessError {
         /// The length received.
         got: usize,
     },
-    /// The bytes do not parse or do not authenticate under this node's key.
+    /// The bytes do not parse as a Sphinx packet, or its payload is not
+    /// intact.
     #[error("malformed packet: {0}")]
     Malformed(String),
+    /// The header MAC does not verify under this node's key: garbage, a
+    /// packet for another node, or for a key epoch this node no longer holds.
+    #[error("packet header does not authenticate under this node's key")]
+    Unauthenticated,
     /// The packet's replay tag was seen before in this key epoch.
     #[error("replayed packet")]
     Replayed,
@@ -617,7 +622,7 @@ impl Processor {
         sphinx
             .header
             .ensure_header_integrity(&secret)
-            .map_err(|e| ProcessError::Malformed(e.to_string()))?;
+            .map_err(|_| ProcessError::Unauthenticated)?;
         match replay
             .check_and_insert(secret.replay_tag())
             .map_err(ProcessError::ReplayJournal)?
