@@ -11,7 +11,7 @@ use sphinx_packet::payload::PAYLOAD_OVERHEAD_SIZE;
 use sphinx_packet::route::{
     Destination as SphinxDestination, DestinationAddressBytes, Node, NodeAddressBytes,
 };
-use sphinx_packet::version::PAYLOAD_KEYS_SEEDS_VERSION;
+use sphinx_packet::version::{PAYLOAD_KEYS_SEEDS_VERSION, Version};
 use sphinx_packet::{ProcessedPacketData, SURB, SURBMaterial, SphinxPacket, SphinxPacketBuilder};
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -44,6 +44,14 @@ const SECRET_SURB_LEN: usize = HEADER_SIZE + NODE_ADDRESS_LENGTH + 16 * SECRET_I
 pub(crate) const SECRET_ENVELOPE_LEN: usize = 1 + 8 + SECRET_SURB_LEN;
 /// Version byte of the junction envelope.
 const SECRET_ENVELOPE_VERSION: u8 = 1;
+
+/// The Sphinx version of every packet fog-mix builds: 259
+/// (`PAYLOAD_KEYS_SEEDS_VERSION`). The version travels in each hop's
+/// encrypted routing information, so a mix sees it; `Secret`'s inner packet
+/// comes from a reply block, which `sphinx-packet` only builds at 259
+/// without recovery material, so forward packets use 259 too and a mix
+/// cannot tell an inner `Secret` packet from any other by its version.
+const WIRE_VERSION: Version = PAYLOAD_KEYS_SEEDS_VERSION;
 
 /// The reserved destination address that tells the last hop of a `Secret`
 /// packet's outer header that it is the junction: its payload is an envelope
@@ -508,7 +516,7 @@ impl PacketBuilder {
                     .chain(std::iter::once(Delay::new_from_nanos(0)))
                     .collect(),
                 destination.to_sphinx(),
-                PAYLOAD_KEYS_SEEDS_VERSION,
+                WIRE_VERSION,
             );
             let surb = SURB::new(StaticSecret::random_from_rng(rng), material)
                 .map_err(|e| BuildError::Sphinx(e.to_string()))?;
@@ -555,6 +563,7 @@ impl PacketBuilder {
             .collect();
         let secret = StaticSecret::random_from_rng(rng);
         let packet = SphinxPacketBuilder::new()
+            .with_version(WIRE_VERSION)
             .with_payload_size(self.config.payload_size)
             .with_initial_secret(&secret)
             .build_packet(message, &nodes, &destination.to_sphinx(), &delays)

@@ -14,6 +14,7 @@ use sphinx_packet::header::delays::Delay;
 use sphinx_packet::route::{
     Destination as SDestination, DestinationAddressBytes, Node, NodeAddressBytes,
 };
+use sphinx_packet::version::{CURRENT_VERSION, PAYLOAD_KEYS_SEEDS_VERSION, Version};
 use sphinx_packet::{ProcessedPacketData, SphinxPacket, SphinxPacketBuilder};
 
 struct Mix {
@@ -55,6 +56,7 @@ fn run(
     first_hop: NodeAddress,
     packet: Packet,
     config: &PacketConfig,
+    version: Version,
 ) -> (Vec<u8>, Vec<Duration>) {
     let (mut next, mut packet) = (first_hop, packet);
     let mut delays = Vec::new();
@@ -64,6 +66,12 @@ fn run(
             .iter_mut()
             .find(|m| m.address == next)
             .expect("known hop");
+        // every hop sees the same Sphinx version, whatever the level or part
+        let plain = SphinxPacket::from_bytes(packet.as_bytes())
+            .unwrap()
+            .process(&mix.secret)
+            .unwrap();
+        assert_eq!(plain.version, version);
         match mix.processor.process(&packet, &mut mix.replay).unwrap() {
             Processed::Forward {
                 next_hop,
@@ -101,7 +109,13 @@ fn every_level_delivers_with_one_packet_size_and_the_senders_delays() {
             .unwrap();
         assert_eq!(out.packet.len(), config.packet_len(), "{level}");
         assert_eq!(out.delays.len(), level.hops() - 1, "{level}");
-        let (got, delays) = run(&mut mixes, out.first_hop, out.packet, &config);
+        let (got, delays) = run(
+            &mut mixes,
+            out.first_hop,
+            out.packet,
+            &config,
+            PAYLOAD_KEYS_SEEDS_VERSION,
+        );
         assert_eq!(got, message, "{level}");
         assert_eq!(delays, out.delays, "{level}");
     }
@@ -131,7 +145,14 @@ fn documented_capacities_hold_at_the_default_payload_size() {
             .build(level, &route(&mixes), destination(), &message, &mut rng)
             .unwrap();
         assert_eq!(
-            run(&mut mixes, out.first_hop, out.packet, &config).0,
+            run(
+                &mut mixes,
+                out.first_hop,
+                out.packet,
+                &config,
+                PAYLOAD_KEYS_SEEDS_VERSION
+            )
+            .0,
             message
         );
         // ... and one byte more is refused
@@ -173,7 +194,14 @@ fn capacity_follows_a_configured_payload_size() {
         .unwrap();
     assert_eq!(out.packet.len(), 348 + 4096);
     assert_eq!(
-        run(&mut mixes, out.first_hop, out.packet, &config).0,
+        run(
+            &mut mixes,
+            out.first_hop,
+            out.packet,
+            &config,
+            PAYLOAD_KEYS_SEEDS_VERSION
+        )
+        .0,
         b"big"
     );
     assert!(
@@ -284,7 +312,8 @@ fn a_plain_sphinx_packet_is_processed_by_fog_mix() {
         .unwrap();
     let packet = Packet::from_bytes(packet.to_bytes(), &config).unwrap();
     let first = mixes[0].address;
-    let (message, seen) = run(&mut mixes, first, packet, &config);
+    // a packet of sphinx-packet's default version
+    let (message, seen) = run(&mut mixes, first, packet, &config, CURRENT_VERSION);
     assert_eq!(message, b"from plain sphinx");
     assert_eq!(seen, [Duration::from_millis(3), Duration::from_millis(4)]);
 }
