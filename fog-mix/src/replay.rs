@@ -177,9 +177,11 @@ struct Store {
 /// A Bloom filter of Sphinx replay tags for one key epoch.
 ///
 /// * **Sizing.** Sized by [`ReplayConfig`] for a false-positive rate of at
-///   most 1e-6 at its capacity. The tags are HKDF outputs of the node's
-///   secret key, so they are uniform and cannot be steered by a sender; the
-///   `k` indexes come from the tag by double hashing.
+///   most 1e-6 at its capacity. A tag is an HKDF output of the packet's
+///   Diffie-Hellman secret, uniform to everyone but the packet's own sender;
+///   the `k` indexes come from the tag by double hashing. A sender can grind
+///   the tags of its own packets, but every tag it gets recorded costs an
+///   accepted packet, which the capacity bounds.
 /// * **Full.** When the filter holds `capacity` tags it is *full*: every new
 ///   tag gets [`ReplayVerdict::Full`] and its packet is refused (counted in
 ///   [`ReplayStats::refused_full`]) until the keys rotate. Accepting more
