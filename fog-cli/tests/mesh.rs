@@ -168,7 +168,10 @@ fn ble_without_the_feature_or_an_adapter_says_so() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     // Without the `ble` feature the build says so; with it, this machine's
     // missing adapter is reported.
-    assert!(stderr.contains("BLE bearer") || stderr.contains("bluetooth adapter"), "{stderr}");
+    assert!(
+        stderr.contains("BLE bearer") || stderr.contains("bluetooth adapter"),
+        "{stderr}"
+    );
 }
 
 fn keygen(dir: &std::path::Path, name: &str) -> String {

@@ -16,12 +16,13 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 /// The test command of README.md's quickstart; `ci` runs exactly this.
-pub(crate) const TEST_COMMAND: &[&str] = &["test", "--workspace"];
+pub(crate) const TEST_COMMAND: &[&str] = &["test", "--workspace", "--all-features"];
 const FMT_COMMAND: &[&str] = &["fmt", "--all", "--", "--check"];
 const CLIPPY_COMMAND: &[&str] = &[
     "clippy",
     "--workspace",
     "--all-targets",
+    "--all-features",
     "--",
     "-D",
     "warnings",
