@@ -81,9 +81,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn send_and_recv_between_two_processes_over_udp() {
-    let dir = scratch("udp");
+/// Runs `fog mesh recv` as node c and `fog mesh send` from node a to it over
+/// loopback UDP, each with its extra arguments; returns the one JSON line c printed.
+fn send_to_c(
+    dir: &std::path::Path,
+    message: &str,
+    recv_extra: &[String],
+    send_extra: &[String],
+) -> serde_json::Value {
     let (pa, pc) = (free_port(), free_port());
     let receiver = StdCommand::cargo_bin("fog")
         .unwrap()
@@ -97,6 +102,7 @@ fn send_and_recv_between_two_processes_over_udp() {
             "--timeout",
             "60",
         ])
+        .args(recv_extra)
         .args([
             "--bind",
             &format!("127.0.0.1:{pc}"),
@@ -104,7 +110,7 @@ fn send_and_recv_between_two_processes_over_udp() {
             &format!("127.0.0.1:{pa}"),
         ])
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -119,10 +125,11 @@ fn send_and_recv_between_two_processes_over_udp() {
             "--to",
             "dtn://c/inbox",
             "-m",
-            "hello over udp",
+            message,
             "--linger",
             "4",
         ])
+        .args(send_extra)
         .args([
             "--bind",
             &format!("127.0.0.1:{pa}"),
@@ -130,7 +137,7 @@ fn send_and_recv_between_two_processes_over_udp() {
             &format!("127.0.0.1:{pc}"),
         ])
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     assert!(
@@ -144,7 +151,13 @@ fn send_and_recv_between_two_processes_over_udp() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn send_and_recv_between_two_processes_over_udp() {
+    let dir = scratch("udp");
+    let line = send_to_c(&dir, "hello over udp", &[], &[]);
     assert_eq!(line["payload"], "hello over udp");
     assert_eq!(line["source"], "dtn://a/");
 }
@@ -206,70 +219,17 @@ fn secure_send_and_recv_seal_end_to_end() {
             .status
             .success()
     );
-    let (pa, pc) = (free_port(), free_port());
-    let receiver = StdCommand::cargo_bin("fog")
-        .unwrap()
-        .args([
-            "--json",
-            "mesh",
-            "recv",
-            "--name",
-            "c",
-            "--no-multicast",
-            "--timeout",
-            "60",
-            "--secure",
-        ])
-        .args(["--trust", &format!("a={a_keys}")])
-        .args([
-            "--bind",
-            &format!("127.0.0.1:{pc}"),
-            "--peer",
-            &format!("127.0.0.1:{pa}"),
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let sender = fog()
-        .args([
-            "mesh",
-            "send",
-            "--name",
-            "a",
-            "--no-multicast",
-            "--to",
-            "dtn://c/inbox",
-            "-m",
-            "sealed hello",
-            "--linger",
-            "4",
-        ])
-        .args(["--secure", "--trust", &format!("c={c_keys}")])
-        .args([
-            "--bind",
-            &format!("127.0.0.1:{pa}"),
-            "--peer",
-            &format!("127.0.0.1:{pc}"),
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        sender.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sender.stderr)
-    );
-    let output = receiver.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let recv_extra = [
+        "--secure".to_owned(),
+        "--trust".to_owned(),
+        format!("a={a_keys}"),
+    ];
+    let send_extra = [
+        "--secure".to_owned(),
+        "--trust".to_owned(),
+        format!("c={c_keys}"),
+    ];
+    let line = send_to_c(&dir, "sealed hello", &recv_extra, &send_extra);
     assert_eq!(line["payload"], "sealed hello");
     assert_eq!(line["sealed"], true);
 }

@@ -404,8 +404,10 @@ impl<B: Bearer> Worker<B> {
     /// Hands stored bundles addressed to this node to the application while
     /// the inbox has room.
     fn retry_local_delivery(&mut self) {
-        let Ok(list) = self.store.list() else { return };
-        for meta in list.into_iter().filter(|m| m.destination == Some(self.me)) {
+        let Ok(list) = self.store.list_to(self.me) else {
+            return;
+        };
+        for meta in list {
             let Ok(Some(bundle)) = self.store.get(&meta.id) else {
                 continue;
             };
@@ -808,12 +810,7 @@ impl<B: Bearer> Worker<B> {
         let Ok(Some(mut bundle)) = self.store.get(id) else {
             return;
         };
-        let Some(meta) = self
-            .store
-            .list()
-            .ok()
-            .and_then(|l| l.into_iter().find(|m| &m.id == id))
-        else {
+        let Ok(Some(meta)) = self.store.meta(id) else {
             return;
         };
         let offer = Offer {

@@ -343,22 +343,32 @@ impl BundleStore {
 
     /// Every stored bundle's metadata, oldest first.
     pub fn list(&self) -> Result<Vec<StoredMeta>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, size, priority, expires_at, received_at, copies, destination
-             FROM bundles ORDER BY received_at, id",
-        )?;
-        let rows = stmt.query_map([], |row| {
-            Ok(StoredMeta {
-                id: BundleId::from_wire(row.get(0)?),
-                size: usize::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
-                priority: Priority::from_code(row.get(2)?),
-                expires_at_ms: from_sql(row.get(3)?),
-                received_at_ms: from_sql(row.get(4)?),
-                copies: u32::try_from(row.get::<_, i64>(5)?).unwrap_or(1),
-                destination: row.get::<_, Option<i64>>(6)?.map(|n| NodeId(n as u64)),
-            })
-        })?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {META_COLUMNS} FROM bundles ORDER BY received_at, id"
+        ))?;
+        let rows = stmt.query_map([], meta_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The metadata of the stored bundles addressed to `node`, oldest first.
+    pub fn list_to(&self, node: NodeId) -> Result<Vec<StoredMeta>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {META_COLUMNS} FROM bundles WHERE destination = ?1 ORDER BY received_at, id"
+        ))?;
+        let rows = stmt.query_map(params![node.0 as i64], meta_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One stored bundle's metadata, by id (a primary-key lookup).
+    pub fn meta(&self, id: &BundleId) -> Result<Option<StoredMeta>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {META_COLUMNS} FROM bundles WHERE id = ?1"),
+                params![id.as_str()],
+                meta_from_row,
+            )
+            .optional()?)
     }
 
     /// Drops bundles expired at `now_ms` and forgets seen ids past their
@@ -404,6 +414,20 @@ impl BundleStore {
                 })?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
+}
+
+const META_COLUMNS: &str = "id, size, priority, expires_at, received_at, copies, destination";
+
+fn meta_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMeta> {
+    Ok(StoredMeta {
+        id: BundleId::from_wire(row.get(0)?),
+        size: usize::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+        priority: Priority::from_code(row.get(2)?),
+        expires_at_ms: from_sql(row.get(3)?),
+        received_at_ms: from_sql(row.get(4)?),
+        copies: u32::try_from(row.get::<_, i64>(5)?).unwrap_or(1),
+        destination: row.get::<_, Option<i64>>(6)?.map(|n| NodeId(n as u64)),
+    })
 }
 
 /// Adds `id` to the seen set, dropping the soonest-expiring entries beyond `max`.
