@@ -8,9 +8,12 @@ pymoo's own Pareto front and the median milliseconds per generation (run time
 over generations after the initial population, as fog counts them).
 
 Usage: pymoo_zdt.py [--seeds N] [--evaluations E] [--problems zdt1,zdt2,zdt3]
-                    [--crowding cd|pcd] [--fog PATH/TO/fog]
+                    [--crowding cd|pcd] [--fog PATH/TO/fog] [--fog-crowding cd|pcd]
 With --fog, the same runs of `fog sched bench` follow in the same process
-and the document holds both sides and their ratios (side by side, one run).
+and the document holds both sides and their ratios (side by side, one run):
+the difference of the median hypervolumes, the share of (fog, pymoo) seed
+pairs in which fog's hypervolume is higher, and the two-sided Mann-Whitney U
+p-value of the two samples (a small p means the two differ).
 Needs `pip install pymoo` (tested with pymoo 0.6.2).
 """
 
@@ -21,6 +24,7 @@ import statistics
 import time
 
 import numpy as np
+from scipy.stats import mannwhitneyu
 from pymoo.algorithms.moo.nsga2 import NSGA2, RankAndCrowding
 from pymoo.indicators.hv import HV
 from pymoo.indicators.igd import IGD
@@ -60,6 +64,7 @@ def run(name, seeds, evaluations, crowding):
         "problem": name,
         "seeds": seeds,
         "hypervolume": statistics.median(hvs),
+        "hypervolume_per_seed": hvs,
         "igd": statistics.median(igds),
         "evaluations": evaluations,
         "crowding": crowding,
@@ -75,6 +80,8 @@ def main():
     parser.add_argument("--problems", default="zdt1,zdt2,zdt3")
     parser.add_argument("--crowding", default="cd", choices=["cd", "pcd"])
     parser.add_argument("--fog", help="path of a release `fog` binary to run too")
+    parser.add_argument("--fog-crowding", default="pcd", choices=["cd", "pcd"],
+                        help="fog's survival (pcd is fog's default)")
     args = parser.parse_args()
     import pymoo
 
@@ -87,14 +94,20 @@ def main():
         for name in args.problems.split(","):
             out = subprocess.run(
                 [args.fog, "sched", "bench", "--problem", name, "--seeds", str(args.seeds),
-                 "--evaluations", str(args.evaluations), "--json"],
+                 "--evaluations", str(args.evaluations), "--crowding", args.fog_crowding,
+                 "--json"],
                 check=True, capture_output=True, text=True,
             ).stdout
             fog = json.loads(out)
             py = document["pymoo"][name]
             document["fog"][name] = fog
+            test = mannwhitneyu(fog["hypervolume_per_seed"], py["hypervolume_per_seed"],
+                                alternative="two-sided")
+            pairs = len(fog["hypervolume_per_seed"]) * len(py["hypervolume_per_seed"])
             document["ratio"][name] = {
                 "hypervolume_fog_minus_pymoo": fog["hypervolume"] - py["hypervolume"],
+                "hypervolume_fog_wins_share": float(test.statistic) / pairs,
+                "hypervolume_mann_whitney_p": float(test.pvalue),
                 "speedup_wall": py["ms_per_generation"] / fog["ms_per_generation"],
                 "speedup_cpu": py["cpu_ms_per_generation"] / fog["cpu_ms_per_generation"],
             }

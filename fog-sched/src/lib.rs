@@ -3,8 +3,10 @@
 //! - [`model`]: nodes (capacity, load, tier, network coordinates, price,
 //!   reputation, privacy clearance, labels), jobs (resources, SLA class
 //!   S/A/B with deadline, priority, privacy level, affinity and
-//!   anti-affinity, gang, dependencies) and the [`model::Cluster`] state,
-//!   which refuses any placement that would exceed a node's capacity.
+//!   anti-affinity, gang, dependencies, submitting node) and the
+//!   [`model::Cluster`] state, which refuses any placement that would exceed
+//!   a node's capacity and keeps measured node-to-node latencies (a sparse
+//!   latency matrix that overrides the coordinate estimate).
 //! - [`nsga2`]: a generic NSGA-II with pymoo's operators and defaults, real
 //!   and integer encodings, Deb's constrained domination, two
 //!   non-dominated sorts, hypervolume (exact in 2-D) and IGD, ZDT1-3.

@@ -373,6 +373,7 @@ pub struct Job {
     gang: Option<GangId>,
     dependencies: Vec<JobId>,
     origin: Coordinates,
+    origin_node: Option<NodeId>,
     duration_s: f64,
 }
 
@@ -392,6 +393,7 @@ impl Job {
             gang: None,
             dependencies: Vec::new(),
             origin: Coordinates::default(),
+            origin_node: None,
             duration_s: 60.0,
         }
     }
@@ -438,6 +440,13 @@ impl Job {
     /// Sets where the job was submitted from (latency is measured from here).
     pub fn with_origin(mut self, origin: Coordinates) -> Self {
         self.origin = origin;
+        self
+    }
+    /// Sets the node the job was submitted at. Latency is then the measured
+    /// round trip from that node (see [`Cluster::set_latency`]) where one is
+    /// known, else the distance from that node's coordinates.
+    pub fn with_origin_node(mut self, node: NodeId) -> Self {
+        self.origin_node = Some(node);
         self
     }
     /// Sets the expected run time in seconds (used for cost).
@@ -489,7 +498,11 @@ impl Job {
     pub fn dependencies(&self) -> &[JobId] {
         &self.dependencies
     }
-    /// Submission point.
+    /// The node the job was submitted at, if any.
+    pub fn origin_node(&self) -> Option<NodeId> {
+        self.origin_node
+    }
+    /// Where the job was submitted from, as coordinates.
     pub fn origin(&self) -> Coordinates {
         self.origin
     }
@@ -509,6 +522,9 @@ pub struct Cluster {
     used: Vec<Resources>,
     residents: Vec<Vec<JobId>>,
     placed: HashMap<JobId, (usize, Resources)>,
+    /// Measured round trips in milliseconds: for each origin node index that
+    /// has measurements, one entry per node index (NaN where unmeasured).
+    latencies: HashMap<usize, Vec<f32>>,
 }
 
 impl Cluster {
@@ -531,6 +547,68 @@ impl Cluster {
             used,
             residents,
             placed: HashMap::new(),
+            latencies: HashMap::new(),
+        }
+    }
+    /// Records a measured round-trip latency between two nodes, in
+    /// milliseconds (for example a ping RTT from the overlay); it is used in
+    /// both directions instead of the coordinate estimate. A negative or
+    /// non-finite value is refused.
+    pub fn set_latency(&mut self, a: NodeId, b: NodeId, ms: f64) -> Result<()> {
+        let ia = self.node_index(a).ok_or(SchedError::UnknownNode(a))?;
+        let ib = self.node_index(b).ok_or(SchedError::UnknownNode(b))?;
+        if !(ms.is_finite() && ms >= 0.0) {
+            return Err(SchedError::InvalidConfig(format!(
+                "latency between {a} and {b} must be a finite, non-negative number of ms"
+            )));
+        }
+        let n = self.nodes.len();
+        for (from, to) in [(ia, ib), (ib, ia)] {
+            self.latencies
+                .entry(from)
+                .or_insert_with(|| vec![f32::NAN; n])[to] = ms as f32;
+        }
+        Ok(())
+    }
+    /// The latency between two nodes in milliseconds: 0 from a node to
+    /// itself, the measured round trip when there is one, else the
+    /// coordinate estimate; `None` for an unknown node.
+    pub fn latency_between(&self, a: NodeId, b: NodeId) -> Option<f64> {
+        let ia = self.node_index(a)?;
+        let ib = self.node_index(b)?;
+        Some(self.latency_from_index(ia, ib))
+    }
+    fn latency_from_index(&self, from: usize, to: usize) -> f64 {
+        if from == to {
+            return 0.0;
+        }
+        match self.latencies.get(&from).map(|row| row[to]) {
+            Some(ms) if !ms.is_nan() => f64::from(ms),
+            _ => self.nodes[from]
+                .coordinates
+                .latency_ms(self.nodes[to].coordinates),
+        }
+    }
+    /// The latency from where `job` was submitted to node `index`, in
+    /// milliseconds: from its origin node (measured, else by coordinates)
+    /// when it has one in this cluster, else from its origin coordinates.
+    pub fn origin_latency(&self, job: &Job, index: usize) -> f64 {
+        match job.origin_node.and_then(|o| self.node_index(o)) {
+            Some(from) => self.latency_from_index(from, index),
+            None => job.origin.latency_ms(self.nodes[index].coordinates),
+        }
+    }
+    /// Where `job`'s latencies are measured from: the index of its origin
+    /// node (latency 0 to itself) and that node's measured-latency row, if
+    /// any, and the coordinates latency is estimated from otherwise.
+    pub(crate) fn origin_row(&self, job: &Job) -> (Option<usize>, Option<&[f32]>, Coordinates) {
+        match job.origin_node.and_then(|o| self.node_index(o)) {
+            Some(from) => (
+                Some(from),
+                self.latencies.get(&from).map(Vec::as_slice),
+                self.nodes[from].coordinates,
+            ),
+            None => (None, None, job.origin),
         }
     }
     /// The nodes, in a stable order (indices are used by placements).

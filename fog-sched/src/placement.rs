@@ -109,6 +109,51 @@ impl Strategy {
         Strategy::PrivacyAware,
         Strategy::Random,
     ];
+
+    /// The strategy's name in kebab case (`round-robin`), as [`FromStr`]
+    /// reads it.
+    ///
+    /// [`FromStr`]: std::str::FromStr
+    pub const fn name(self) -> &'static str {
+        match self {
+            Strategy::Scored => "scored",
+            Strategy::RoundRobin => "round-robin",
+            Strategy::LeastLoaded => "least-loaded",
+            Strategy::LatencyFirst => "latency-first",
+            Strategy::TrustFirst => "trust-first",
+            Strategy::CostFirst => "cost-first",
+            Strategy::Affinity => "affinity",
+            Strategy::Proximity => "proximity",
+            Strategy::PrivacyAware => "privacy-aware",
+            Strategy::Random => "random",
+        }
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = SchedError;
+
+    /// Reads a strategy by its [`Strategy::name`] (case-insensitive; `_`
+    /// may stand for `-`).
+    fn from_str(text: &str) -> Result<Self> {
+        let wanted = text.trim().to_ascii_lowercase().replace('_', "-");
+        Strategy::ALL
+            .into_iter()
+            .find(|s| s.name() == wanted)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Strategy::ALL.iter().map(|s| s.name()).collect();
+                SchedError::InvalidConfig(format!(
+                    "unknown strategy {text:?}; expected one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
 }
 
 /// The objective values of one job on one node.
@@ -357,6 +402,15 @@ impl Scheduler {
         self.market.update(&self.cluster);
     }
 
+    /// Records a measured round-trip latency between two nodes (see
+    /// [`Cluster::set_latency`]); jobs submitted at either node then use it
+    /// instead of the coordinate estimate.
+    pub fn set_latency(&mut self, a: NodeId, b: NodeId, ms: f64) -> Result<()> {
+        self.cluster.set_latency(a, b, ms)?;
+        self.latency_ref = self.latency_ref.max(ms);
+        Ok(())
+    }
+
     /// Feeds a node's reputation (from the reputation store).
     pub fn set_reputation(&mut self, node: NodeId, reputation: f64) -> Result<()> {
         self.cluster.set_reputation(node, reputation)?;
@@ -396,7 +450,7 @@ impl Scheduler {
         let need = [r.cpu_millis(), r.memory_mib(), r.gpus()];
         let privacy = job.privacy() as u8;
         let simple = job.affinity().is_empty() && job.anti_affinity().is_empty();
-        let origin = job.origin();
+        let (origin_index, row, origin) = self.cluster.origin_row(job);
         let (ox, oy, oh) = (origin.x(), origin.y(), origin.height());
         let lat_scale = w.latency / (2.0 * self.latency_ref);
         let class = class_index(job.class());
@@ -429,9 +483,19 @@ impl Scheduler {
                 let load = (h.used_share[0] + need_f[0] * h.inv_cap[0])
                     .max(h.used_share[1] + need_f[1] * h.inv_cap[1])
                     .max(h.used_share[2] + need_f[2] * h.inv_cap[2]);
-                let dx = ox - h.x;
-                let dy = oy - h.y;
-                let latency = ((dx * dx + dy * dy).sqrt() + oh + h.height) * (1.0 + load.min(1.0));
+                let measured = if origin_index == Some(i) {
+                    0.0
+                } else {
+                    row.map_or(f32::NAN, |r| r[i])
+                };
+                let base = if measured.is_nan() {
+                    let dx = ox - h.x;
+                    let dy = oy - h.y;
+                    (dx * dx + dy * dy).sqrt() + oh + h.height
+                } else {
+                    measured
+                };
+                let latency = base * (1.0 + load.min(1.0));
                 let score =
                     lat_scale * latency + w_load * load + h.fixed[class] + market[h.tier as usize];
                 if score < best.1 {
@@ -480,7 +544,7 @@ impl Scheduler {
         let load = after.dominant_share(node.capacity());
         let hours = job.duration_s() / 3600.0;
         Objectives {
-            latency_ms: job.origin().latency_ms(node.coordinates()) * (1.0 + load.min(1.0)),
+            latency_ms: self.cluster.origin_latency(job, index) * (1.0 + load.min(1.0)),
             load,
             distrust: 1.0 - node.reputation(),
             cost: node.price() * job.resources().cpu_millis() as f64 / 1000.0 * hours,
@@ -568,7 +632,7 @@ impl Scheduler {
                     -together + load.min(1.0) * 0.5
                 })
             }
-            Strategy::Proximity => best_by(&|i| job.origin().latency_ms(nodes[i].coordinates())),
+            Strategy::Proximity => best_by(&|i| cluster.origin_latency(job, i)),
             Strategy::PrivacyAware => {
                 let sensitive = job.privacy() > crate::model::PrivacyLevel::Public;
                 best_by(&|i| {

@@ -45,6 +45,67 @@ fn strategies_pick_what_they_promise() {
 }
 
 #[test]
+fn measured_latencies_override_coordinates() {
+    // By coordinates node 1 is nearest to node 0, but the measured round
+    // trips say node 2 is.
+    let nodes = vec![
+        // The submitting node has no room for the job.
+        node(0, 100).with_coordinates(Coordinates::new(0.0, 0.0, 1.0)),
+        node(1, 4000).with_coordinates(Coordinates::new(5.0, 0.0, 1.0)),
+        node(2, 4000).with_coordinates(Coordinates::new(80.0, 0.0, 1.0)),
+    ];
+    let (a, b, c) = (NodeId::new(0), NodeId::new(1), NodeId::new(2));
+    let mut cluster = Cluster::new(nodes);
+    assert_eq!(cluster.latency_between(a, b), Some(7.0));
+    assert_eq!(cluster.latency_between(a, a), Some(0.0));
+    cluster.set_latency(a, b, 120.0).unwrap();
+    cluster.set_latency(c, a, 3.0).unwrap();
+    assert_eq!(cluster.latency_between(b, a), Some(120.0));
+    assert_eq!(cluster.latency_between(a, c), Some(3.0));
+    // Unmeasured pairs keep the coordinate estimate.
+    assert_eq!(cluster.latency_between(b, c), Some(77.0));
+    assert!(cluster.set_latency(a, b, f64::NAN).is_err());
+    assert!(cluster.set_latency(a, b, -1.0).is_err());
+    assert!(cluster.set_latency(a, NodeId::new(9), 1.0).is_err());
+    assert_eq!(
+        cluster.latency_between(a, b),
+        Some(120.0),
+        "refused values change nothing"
+    );
+
+    // Submitted at node 0 (which cannot host it): node 2 is nearest.
+    let job = Job::new(JobId::new(1), Resources::new(500, 100, 0)).with_origin_node(a);
+    let mut s = Scheduler::new(cluster, 1);
+    assert_eq!(s.choose(&job, Strategy::Proximity).unwrap(), 2);
+    assert_eq!(s.choose(&job, Strategy::LatencyFirst).unwrap(), 2);
+    let s_job = job.clone().with_class(SlaClass::S);
+    assert_eq!(s.choose(&s_job, Strategy::Scored).unwrap(), 2);
+    let placed = s.place(&s_job, Strategy::Scored).unwrap();
+    assert!(placed.objectives.latency_ms < 10.0, "{placed:?}");
+    // A job without an origin node still measures from its coordinates.
+    let plain = Job::new(JobId::new(2), Resources::new(500, 100, 0));
+    assert_eq!(s.choose(&plain, Strategy::Proximity).unwrap(), 1);
+    // The scheduler takes new measurements while running.
+    s.set_latency(a, c, 500.0).unwrap();
+    let late = Job::new(JobId::new(3), Resources::new(500, 100, 0)).with_origin_node(a);
+    assert_eq!(s.choose(&late, Strategy::Proximity).unwrap(), 1);
+}
+
+#[test]
+fn strategies_read_their_names() {
+    for strategy in Strategy::ALL {
+        assert_eq!(strategy.name().parse::<Strategy>().unwrap(), strategy);
+        assert_eq!(strategy.to_string(), strategy.name());
+    }
+    assert_eq!(
+        "Least_Loaded".parse::<Strategy>().unwrap(),
+        Strategy::LeastLoaded
+    );
+    let error = "fastest".parse::<Strategy>().unwrap_err().to_string();
+    assert!(error.contains("round-robin"), "{error}");
+}
+
+#[test]
 fn sla_classes_steer_the_scored_choice() {
     // A near, trusted, expensive node and a far, cheap, less trusted one.
     let nodes = vec![

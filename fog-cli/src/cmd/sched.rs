@@ -65,9 +65,10 @@ struct PlaceArgs {
     /// Number of jobs.
     #[arg(long, default_value_t = 10_000)]
     jobs: usize,
-    /// Placement strategy.
-    #[arg(long, value_enum, default_value_t = StrategyName::Scored)]
-    strategy: StrategyName,
+    /// Placement strategy: scored, round-robin, least-loaded, latency-first,
+    /// trust-first, cost-first, affinity, proximity, privacy-aware or random.
+    #[arg(long, default_value_t = Strategy::Scored)]
+    strategy: Strategy,
     /// Seed of the synthetic cluster and jobs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -75,37 +76,6 @@ struct PlaceArgs {
     /// (5% of 10,000 nodes) instead of all of them (scored strategy only).
     #[arg(long)]
     sample: bool,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum StrategyName {
-    Scored,
-    RoundRobin,
-    LeastLoaded,
-    LatencyFirst,
-    TrustFirst,
-    CostFirst,
-    Affinity,
-    Proximity,
-    PrivacyAware,
-    Random,
-}
-
-impl StrategyName {
-    fn strategy(self) -> Strategy {
-        match self {
-            StrategyName::Scored => Strategy::Scored,
-            StrategyName::RoundRobin => Strategy::RoundRobin,
-            StrategyName::LeastLoaded => Strategy::LeastLoaded,
-            StrategyName::LatencyFirst => Strategy::LatencyFirst,
-            StrategyName::TrustFirst => Strategy::TrustFirst,
-            StrategyName::CostFirst => Strategy::CostFirst,
-            StrategyName::Affinity => Strategy::Affinity,
-            StrategyName::Proximity => Strategy::Proximity,
-            StrategyName::PrivacyAware => Strategy::PrivacyAware,
-            StrategyName::Random => Strategy::Random,
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -215,11 +185,13 @@ fn zdt_bench(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         ms.push(elapsed / outcome.generations().max(1) as f64);
         evals.push(outcome.evaluations() as f64);
     }
+    let per_seed = hv.clone();
     Ok(json!({
         "problem": format!("{:?}", args.problem).to_lowercase(),
         "seeds": args.seeds,
         "population": args.population,
         "hypervolume": median(&mut hv),
+        "hypervolume_per_seed": per_seed,
         "igd": median(&mut ig),
         "evaluations": median(&mut evals),
         "crowding": format!("{:?}", args.crowding).to_lowercase(),
@@ -242,7 +214,7 @@ fn place_bench(args: &PlaceArgs) -> anyhow::Result<serde_json::Value> {
     let jobs = synthetic::jobs(args.jobs, 0, args.seed);
     let limit = args.sample.then(|| kubernetes_score_limit(args.nodes));
     let mut scheduler = Scheduler::new(cluster, args.seed).with_score_limit(limit);
-    let strategy = args.strategy.strategy();
+    let strategy = args.strategy;
     let mut times = Vec::with_capacity(jobs.len());
     let mut placed = 0usize;
     let mut violations = 0usize;
@@ -279,7 +251,7 @@ fn place_bench(args: &PlaceArgs) -> anyhow::Result<serde_json::Value> {
     Ok(json!({
         "nodes": args.nodes,
         "jobs": args.jobs,
-        "strategy": format!("{:?}", args.strategy),
+        "strategy": args.strategy.name(),
         "nodes_scored_per_decision": limit.unwrap_or(args.nodes),
         "placed": placed,
         "unplaced": jobs.len() - placed,
@@ -356,14 +328,14 @@ pub(crate) fn bench(global: &GlobalArgs) -> anyhow::Result<()> {
     let place = place_bench(&PlaceArgs {
         nodes: 10_000,
         jobs: 10_000,
-        strategy: StrategyName::Scored,
+        strategy: Strategy::Scored,
         seed: 1,
         sample: false,
     })?;
     let sampled = place_bench(&PlaceArgs {
         nodes: 10_000,
         jobs: 10_000,
-        strategy: StrategyName::Scored,
+        strategy: Strategy::Scored,
         seed: 1,
         sample: true,
     })?;
