@@ -81,8 +81,11 @@ mod descriptor;
 mod frame;
 mod keys;
 mod level;
+mod node;
 mod packet;
 mod replay;
+mod reply;
+mod tcp;
 
 pub use delay::{DelayQueue, DelayQueueError, DelaySampler};
 pub use descriptor::{
@@ -92,6 +95,9 @@ pub use descriptor::{
 pub use frame::{FRAME_HEADER_LEN, FRAME_VERSION, FrameCodec, FrameError};
 pub use keys::{EpochError, EpochKeys};
 pub use level::{PrivacyLevel, UnknownPrivacyLevel};
+pub use node::{
+    Delivery, Inbound, MixNode, NodeConfig, NodeError, NodeStats, PacketTransport, TransportError,
+};
 pub use packet::{
     BuildError, ConfigError, DEFAULT_PAYLOAD_SIZE, Destination, DestinationAddress, HEADER_LEN,
     JUNCTION_ADDRESS, MAX_PAYLOAD_SIZE, NodeAddress, OutgoingPacket, Packet, PacketBuilder,
@@ -101,4 +107,6 @@ pub use replay::{
     MAX_FALSE_POSITIVE_RATE, MAX_FILTER_BITS, REPLAY_TAG_LEN, ReplayConfig, ReplayError,
     ReplayFilter, ReplayStats, ReplayVerdict, false_positive_rate,
 };
+pub use reply::{MAX_REPLY_HOPS, REPLY_BLOCK_LEN, ReplyBlock, ReplyError, ReplyKey};
+pub use tcp::{TcpConfig, TcpListenerHandle, TcpTransport, listen};
 pub use x25519_dalek;
