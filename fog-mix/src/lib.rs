@@ -76,6 +76,7 @@
 //! The library never opens sockets, reads clocks or prints; it emits
 //! `tracing` events only.
 
+mod circuit;
 mod delay;
 mod descriptor;
 mod frame;
@@ -87,6 +88,7 @@ mod replay;
 mod reply;
 mod tcp;
 
+pub use circuit::{Circuit, CircuitError, CircuitPool, Directory, PoolConfig};
 pub use delay::{DelayQueue, DelayQueueError, DelaySampler};
 pub use descriptor::{
     DescriptorBuilder, DescriptorError, MAX_ADDRESS_LEN, MAX_FAMILY_LEN, NodeDescriptor,
