@@ -77,6 +77,8 @@
 //! `tracing` events only.
 
 mod circuit;
+mod client;
+mod cover;
 mod delay;
 mod descriptor;
 mod frame;
@@ -89,6 +91,8 @@ mod reply;
 mod tcp;
 
 pub use circuit::{Circuit, CircuitError, CircuitPool, Directory, PoolConfig};
+pub use client::{ClientError, MixClient, Sent, spawn_mix_cover};
+pub use cover::{CoverRates, CoverSchedule, DROP_ADDRESS, Stream};
 pub use delay::{DelayQueue, DelayQueueError, DelaySampler};
 pub use descriptor::{
     DescriptorBuilder, DescriptorError, MAX_ADDRESS_LEN, MAX_FAMILY_LEN, NodeDescriptor,
@@ -110,5 +114,5 @@ pub use replay::{
     ReplayFilter, ReplayStats, ReplayVerdict, false_positive_rate,
 };
 pub use reply::{MAX_REPLY_HOPS, REPLY_BLOCK_LEN, ReplyBlock, ReplyError, ReplyKey};
-pub use tcp::{TcpConfig, TcpListenerHandle, TcpTransport, listen};
+pub use tcp::{TcpConfig, TcpListenerHandle, TcpTransport, listen, probe};
 pub use x25519_dalek;

@@ -120,6 +120,8 @@ pub struct NodeStats {
     pub delivered: u64,
     /// The node's own loop cover that came back.
     pub loop_cover_returned: u64,
+    /// Drop cover that ended here (this node was its last hop).
+    pub drop_cover_received: u64,
     /// Frames or packets that were not well formed (dropped).
     pub dropped_malformed: u64,
     /// Packets whose header did not authenticate under any held key.
@@ -149,6 +151,7 @@ struct Counters {
     forwarded: AtomicU64,
     delivered: AtomicU64,
     loop_cover_returned: AtomicU64,
+    drop_cover_received: AtomicU64,
     dropped_malformed: AtomicU64,
     dropped_unauthenticated: AtomicU64,
     replayed: AtomicU64,
@@ -488,6 +491,7 @@ impl MixNode {
             forwarded: l(&c.forwarded),
             delivered: l(&c.delivered),
             loop_cover_returned: l(&c.loop_cover_returned),
+            drop_cover_received: l(&c.drop_cover_received),
             dropped_malformed: l(&c.dropped_malformed),
             dropped_unauthenticated: l(&c.dropped_unauthenticated),
             replayed: l(&c.replayed),
@@ -576,6 +580,10 @@ fn handle(shared: &Shared, bytes: &[u8]) {
         }) => {
             if Some(destination) == shared.config.loop_address {
                 bump(&c.loop_cover_returned);
+                return;
+            }
+            if destination == crate::cover::DROP_ADDRESS {
+                bump(&c.drop_cover_received);
                 return;
             }
             deliver(

@@ -166,6 +166,14 @@ async fn writer(
             }
         }
         let frames = (buf.len() / codec.frame_len().max(1)) as u64;
+        // A mix never answers on a connection it accepted, so anything
+        // readable means the peer closed it (say, it restarted): reconnect
+        // now instead of losing this batch to a dead socket.
+        if let Some(s) = &stream
+            && !matches!(s.try_read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        {
+            stream = None;
+        }
         if stream.is_none() {
             if let Ok(Ok(s)) = tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await
             {
@@ -202,9 +210,11 @@ impl TcpListenerHandle {
         self.local_addr
     }
 
-    /// Closes the listener and its connections.
-    pub fn shutdown(self) {
+    /// Closes the listener and its connections, and waits until they are
+    /// closed (the address can be bound again when this returns).
+    pub async fn shutdown(mut self) {
         self.task.abort();
+        let _ = (&mut self.task).await;
     }
 }
 
@@ -269,4 +279,13 @@ async fn read_frames(mut stream: TcpStream, codec: FrameCodec, inbound: Inbound)
             }
         }
     }
+}
+
+/// Whether a TCP connection to `addr` opens within `timeout`: the liveness
+/// check a client runs over the mixes of its circuits.
+pub async fn probe(addr: SocketAddr, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    )
 }
