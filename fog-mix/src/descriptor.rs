@@ -60,6 +60,11 @@ impl NodeIdentity {
         }
     }
 
+    /// The keypair (the relay lottery signs with it too).
+    pub(crate) fn keypair(&self) -> &Keypair {
+        &self.keypair
+    }
+
     /// The 32-byte sr25519 public key.
     pub fn public_key(&self) -> [u8; 32] {
         self.keypair.public.to_bytes()

@@ -84,6 +84,7 @@ mod descriptor;
 mod frame;
 mod keys;
 mod level;
+mod lottery;
 mod node;
 mod packet;
 mod replay;
@@ -101,6 +102,7 @@ pub use descriptor::{
 pub use frame::{FRAME_HEADER_LEN, FRAME_VERSION, FrameCodec, FrameError};
 pub use keys::{EpochError, EpochKeys};
 pub use level::{PrivacyLevel, UnknownPrivacyLevel};
+pub use lottery::{Assignment, Draw, LotteryError, TICKET_LEN, Ticket, run_lottery};
 pub use node::{
     Delivery, Inbound, MixNode, NodeConfig, NodeError, NodeStats, PacketTransport, TransportError,
 };
