@@ -89,6 +89,7 @@ mod node;
 mod packet;
 mod replay;
 mod reply;
+mod sim;
 mod tcp;
 
 pub use circuit::{Circuit, CircuitError, CircuitPool, Directory, PoolConfig};
@@ -116,5 +117,6 @@ pub use replay::{
     ReplayFilter, ReplayStats, ReplayVerdict, false_positive_rate,
 };
 pub use reply::{MAX_REPLY_HOPS, REPLY_BLOCK_LEN, ReplyBlock, ReplyError, ReplyKey};
+pub use sim::{SimConfig, SimReport, simulate};
 pub use tcp::{TcpConfig, TcpListenerHandle, TcpTransport, listen, probe};
 pub use x25519_dalek;
