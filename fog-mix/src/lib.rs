@@ -71,9 +71,20 @@
 //! * [`FrameCodec`]: the fixed-size frames of the node transport;
 //! * [`NodeDescriptor`]: what the directory publishes about a mix (sr25519
 //!   identity, X25519 Sphinx key, address, layer, stake, operator family),
-//!   signed by the node's [`NodeIdentity`].
+//!   signed by the node's [`NodeIdentity`];
+//! * [`ReplyBlock`] and [`ReplyKey`]: single-use reply blocks;
+//! * [`Directory`] and [`CircuitPool`]: circuits by stake × reputation with
+//!   operator and subnet diversity;
+//! * [`MixClient`] and [`CoverSchedule`]: sending, with Loopix's Poisson
+//!   payload, loop and drop streams;
+//! * [`Ticket`] and [`run_lottery`]: the VRF relay lottery;
+//! * [`MixNode`] behind the [`PacketTransport`] seam, and the TCP transport
+//!   ([`TcpTransport`], [`listen`]);
+//! * [`simulate`]: sender anonymity by the probability-mass method.
 //!
-//! The library never opens sockets, reads clocks or prints; it emits
+//! The packet, delay, replay, circuit, lottery and cover logic reads no
+//! clock (time is an input); only the node, its TCP transport and
+//! [`spawn_mix_cover`] run on tokio. The library never prints; it emits
 //! `tracing` events only.
 
 mod circuit;
@@ -118,5 +129,12 @@ pub use replay::{
 };
 pub use reply::{MAX_REPLY_HOPS, REPLY_BLOCK_LEN, ReplyBlock, ReplyError, ReplyKey};
 pub use sim::{SimConfig, SimReport, simulate};
+pub use sphinx_packet;
 pub use tcp::{TcpConfig, TcpListenerHandle, TcpTransport, listen, probe};
+
+/// A cryptographically secure generator seeded by the operating system
+/// (the thread-local generator of `rand`), for callers that have none.
+pub fn os_rng() -> impl rand::CryptoRng {
+    rand::rng()
+}
 pub use x25519_dalek;

@@ -90,6 +90,16 @@ impl TcpTransport {
             .insert(node, addr);
     }
 
+    /// Packets queued and not yet written, over every peer.
+    pub fn pending(&self) -> usize {
+        self.queues
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .map(|q| q.max_capacity() - q.capacity())
+            .sum()
+    }
+
     /// Packets lost because a connection could not be opened or broke.
     pub fn send_failures(&self) -> u64 {
         self.send_failures.load(Ordering::Relaxed)
