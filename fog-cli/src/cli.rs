@@ -63,8 +63,8 @@ pub(crate) enum Command {
     Bench(crate::cmd::bench::BenchArgs),
     /// Tokens, staking and governance
     Dao(crate::cmd::dao::DaoArgs),
-    /// Mixnet keys, mix nodes and anonymity simulation (not available yet)
-    Mix(Pending),
+    /// Mixnet keys, mix nodes, sending through circuits and anonymity simulation
+    Mix(crate::cmd::mix::MixArgs),
     /// The libp2p overlay: nodes, DHT records, gossip, peers (not available yet)
     P2p(Pending),
     /// Offline delay-tolerant messaging over UDP and BLE

@@ -35,7 +35,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => cmd::bench::run(&args, &cli.global),
         Command::Dao(args) => cmd::dao::run(args, &cli.global),
-        Command::Mix(_) => Err(cmd::unavailable(group, "the mixnet layer (fog-mix)")),
+        Command::Mix(args) => cmd::mix::run(&args, &cli.global),
         Command::P2p(_) => Err(cmd::unavailable(group, "the overlay layer (fog-p2p)")),
         Command::Mesh(args) => cmd::mesh::run(&args, &cli.global),
         Command::Sched(args) => cmd::sched::run(args, &cli.global),

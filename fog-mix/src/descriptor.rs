@@ -60,6 +60,43 @@ impl NodeIdentity {
         }
     }
 
+    /// A fresh random identity and the seed it comes from (keep the seed
+    /// secret: it is the node's long-term key).
+    pub fn generate() -> ([u8; 32], NodeIdentity) {
+        let mut seed = [0u8; 32];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut seed);
+        (seed, NodeIdentity::from_seed(&seed))
+    }
+
+    /// The node's X25519 Sphinx key for `epoch`, derived from the identity's
+    /// secret key (SHA-256 over a context, the secret and the epoch), so a
+    /// node that restarts finds its epoch's key again without storing it,
+    /// and keys of different epochs are unrelated to anyone without the
+    /// secret.
+    pub fn sphinx_secret(&self, epoch: u64) -> x25519_dalek::StaticSecret {
+        let mut h = Sha256::new();
+        h.update(b"fog-mix sphinx key v1");
+        h.update(self.keypair.secret.to_bytes());
+        h.update(epoch.to_be_bytes());
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&h.finalize());
+        x25519_dalek::StaticSecret::from(k)
+    }
+
+    /// The node's Sphinx address: SHA-256 of its identity key, as in its
+    /// descriptors ([`NodeDescriptor::node_address`]).
+    pub fn node_address(&self) -> NodeAddress {
+        let digest = Sha256::digest(self.public_key());
+        let mut a = [0u8; 32];
+        a.copy_from_slice(&digest);
+        NodeAddress::from_bytes(a)
+    }
+
+    /// The keypair (the relay lottery signs with it too).
+    pub(crate) fn keypair(&self) -> &Keypair {
+        &self.keypair
+    }
+
     /// The 32-byte sr25519 public key.
     pub fn public_key(&self) -> [u8; 32] {
         self.keypair.public.to_bytes()

@@ -71,19 +71,41 @@
 //! * [`FrameCodec`]: the fixed-size frames of the node transport;
 //! * [`NodeDescriptor`]: what the directory publishes about a mix (sr25519
 //!   identity, X25519 Sphinx key, address, layer, stake, operator family),
-//!   signed by the node's [`NodeIdentity`].
+//!   signed by the node's [`NodeIdentity`];
+//! * [`ReplyBlock`] and [`ReplyKey`]: single-use reply blocks;
+//! * [`Directory`] and [`CircuitPool`]: circuits by stake × reputation with
+//!   operator and subnet diversity;
+//! * [`MixClient`] and [`CoverSchedule`]: sending, with Loopix's Poisson
+//!   payload, loop and drop streams;
+//! * [`Ticket`] and [`run_lottery`]: the VRF relay lottery;
+//! * [`MixNode`] behind the [`PacketTransport`] seam, and the TCP transport
+//!   ([`TcpTransport`], [`listen`]);
+//! * [`simulate`]: sender anonymity by the probability-mass method.
 //!
-//! The library never opens sockets, reads clocks or prints; it emits
+//! The packet, delay, replay, circuit, lottery and cover logic reads no
+//! clock (time is an input); only the node, its TCP transport and
+//! [`spawn_mix_cover`] run on tokio. The library never prints; it emits
 //! `tracing` events only.
 
+mod circuit;
+mod client;
+mod cover;
 mod delay;
 mod descriptor;
 mod frame;
 mod keys;
 mod level;
+mod lottery;
+mod node;
 mod packet;
 mod replay;
+mod reply;
+mod sim;
+mod tcp;
 
+pub use circuit::{Circuit, CircuitError, CircuitPool, Directory, PoolConfig};
+pub use client::{ClientError, MixClient, Sent, spawn_mix_cover};
+pub use cover::{CoverRates, CoverSchedule, DROP_ADDRESS, Stream};
 pub use delay::{DelayQueue, DelayQueueError, DelaySampler};
 pub use descriptor::{
     DescriptorBuilder, DescriptorError, MAX_ADDRESS_LEN, MAX_FAMILY_LEN, NodeDescriptor,
@@ -92,6 +114,10 @@ pub use descriptor::{
 pub use frame::{FRAME_HEADER_LEN, FRAME_VERSION, FrameCodec, FrameError};
 pub use keys::{EpochError, EpochKeys};
 pub use level::{PrivacyLevel, UnknownPrivacyLevel};
+pub use lottery::{Assignment, Draw, LotteryError, TICKET_LEN, Ticket, run_lottery};
+pub use node::{
+    Delivery, Inbound, MixNode, NodeConfig, NodeError, NodeStats, PacketTransport, TransportError,
+};
 pub use packet::{
     BuildError, ConfigError, DEFAULT_PAYLOAD_SIZE, Destination, DestinationAddress, HEADER_LEN,
     JUNCTION_ADDRESS, MAX_PAYLOAD_SIZE, NodeAddress, OutgoingPacket, Packet, PacketBuilder,
@@ -101,4 +127,14 @@ pub use replay::{
     MAX_FALSE_POSITIVE_RATE, MAX_FILTER_BITS, REPLAY_TAG_LEN, ReplayConfig, ReplayError,
     ReplayFilter, ReplayStats, ReplayVerdict, false_positive_rate,
 };
+pub use reply::{MAX_REPLY_HOPS, REPLY_BLOCK_LEN, ReplyBlock, ReplyError, ReplyKey};
+pub use sim::{SimConfig, SimReport, simulate};
+pub use sphinx_packet;
+pub use tcp::{TcpConfig, TcpListenerHandle, TcpTransport, listen, probe};
+
+/// A cryptographically secure generator seeded by the operating system
+/// (the thread-local generator of `rand`), for callers that have none.
+pub fn os_rng() -> impl rand::CryptoRng {
+    rand::rng()
+}
 pub use x25519_dalek;

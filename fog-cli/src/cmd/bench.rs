@@ -20,8 +20,8 @@ pub(crate) struct BenchArgs {
 enum BenchLayer {
     /// fog-harvest: policy, controller, simulation, sensor and record throughput
     Harvest,
-    /// fog-mix: Sphinx processing and the node pipeline (not available yet)
-    Mix(Pending),
+    /// fog-mix: Sphinx processing against the node pipeline, added latency, the X25519 bound
+    Mix(super::mix::BenchArgs),
     /// fog-p2p: DHT lookups and gossip in an in-process network (not available yet)
     P2p(Pending),
     /// fog-mesh: bundle codec rates, trace replay rates, routing comparison
@@ -39,10 +39,7 @@ pub(crate) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let out = &mut io::stdout().lock();
     let result = match &args.layer {
         BenchLayer::Harvest => super::harvest::bench(global.json, out),
-        BenchLayer::Mix(_) => Err(super::unavailable(
-            "bench mix",
-            "the mixnet layer (fog-mix)",
-        )),
+        BenchLayer::Mix(args) => super::mix::bench(args, global),
         BenchLayer::P2p(_) => Err(super::unavailable(
             "bench p2p",
             "the overlay layer (fog-p2p)",

@@ -1,0 +1,842 @@
+//! `fog mix`: the mixnet (fog-mix): keys and descriptors, a mix node over
+//! TCP, sending through circuits, the anonymity simulation, and
+//! `fog bench mix`.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use fog_mix::x25519_dalek::{PublicKey, StaticSecret};
+use fog_mix::{
+    CircuitPool, CoverRates, Delivery, DescriptorBuilder, Destination, DestinationAddress,
+    Directory, FrameCodec, MixClient, MixNode, NodeAddress, NodeConfig, NodeDescriptor,
+    NodeIdentity, Packet, PacketBuilder, PacketConfig, PacketTransport, PoolConfig, PrivacyLevel,
+    ReplayConfig, ReplayFilter, RouteNode, SimConfig, TcpConfig, TcpTransport, TransportError,
+};
+use serde_json::json;
+
+use crate::cli::GlobalArgs;
+
+/// `fog mix ...`.
+#[derive(Debug, Args)]
+pub(crate) struct MixArgs {
+    #[command(subcommand)]
+    command: MixCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum MixCommand {
+    /// Create a mix node's identity key (DIR/NAME.key) and print its public key and address
+    Keygen(KeygenArgs),
+    /// Print a node's signed descriptor for an epoch (one hex line for the directory file)
+    Descriptor(DescriptorArgs),
+    /// Run a mix node until Ctrl-C, printing what it delivers as JSON lines
+    Node(NodeArgs),
+    /// Send a message through a circuit at a privacy level
+    Send(SendArgs),
+    /// Simulate senders through a topology and report their anonymity (entropy in bits)
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+struct KeygenArgs {
+    /// The node's name.
+    #[arg(long)]
+    name: String,
+    /// Directory of the key (default: $FOG_DATA_DIR/mix, or ./.fog/mix).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Replace an existing key.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct DescriptorArgs {
+    /// The node's name (its key is DIR/NAME.key).
+    #[arg(long)]
+    name: String,
+    /// Directory of the key (default: $FOG_DATA_DIR/mix, or ./.fog/mix).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The address the node listens on (IP:PORT).
+    #[arg(long)]
+    address: SocketAddr,
+    /// Key epoch.
+    #[arg(long, default_value_t = 1)]
+    epoch: u64,
+    /// Mix layer (from 0).
+    #[arg(long, default_value_t = 0)]
+    layer: u8,
+    /// Stake.
+    #[arg(long, default_value_t = 1)]
+    stake: u64,
+    /// Operator family (mixes of one family never share a circuit).
+    #[arg(long, default_value = "")]
+    family: String,
+}
+
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// A JSON file: {"name", "listen", "directory", and optionally
+    /// "data_dir", "epoch", "workers", "loop_rate", "payload_size"}.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct SendArgs {
+    /// The directory file: one hex descriptor per line.
+    #[arg(long, value_name = "FILE")]
+    directory: PathBuf,
+    /// The recipient's 32-byte address in hex.
+    #[arg(long)]
+    to: String,
+    /// PUBLIC, PRIVATE, CONFIDENTIAL or SECRET.
+    #[arg(long, default_value = "PRIVATE")]
+    level: PrivacyLevel,
+    /// The message text.
+    #[arg(long, short)]
+    message: String,
+    /// Mean per-hop delay in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    mean_delay_ms: u64,
+    /// Sphinx payload bytes (every node must use the same).
+    #[arg(long, default_value_t = fog_mix::DEFAULT_PAYLOAD_SIZE)]
+    payload_size: usize,
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// Senders.
+    #[arg(long, default_value_t = 1000)]
+    senders: usize,
+    /// PUBLIC, PRIVATE, CONFIDENTIAL or SECRET.
+    #[arg(long, default_value = "PRIVATE")]
+    level: PrivacyLevel,
+    /// Mix layers.
+    #[arg(long, default_value_t = 3)]
+    layers: usize,
+    /// Mixes per layer.
+    #[arg(long, default_value_t = 3)]
+    mixes_per_layer: usize,
+    /// Mean per-hop delay in milliseconds (default: the network default).
+    #[arg(long)]
+    mean_delay_ms: Option<f64>,
+    /// λP, the payload stream, per second (default: the network default).
+    #[arg(long)]
+    lambda_p: Option<f64>,
+    /// λL, loop cover, per second.
+    #[arg(long)]
+    lambda_l: Option<f64>,
+    /// λD, drop cover, per second.
+    #[arg(long)]
+    lambda_d: Option<f64>,
+    /// λM, each mix's loop cover, per second.
+    #[arg(long)]
+    lambda_m: Option<f64>,
+    /// Packets measured.
+    #[arg(long, default_value_t = 500)]
+    samples: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// `fog bench mix`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Packets per measurement.
+    #[arg(long, default_value_t = 20_000)]
+    packets: usize,
+}
+
+/// Runs `fog mix ...`.
+pub(crate) fn run(args: &MixArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    match &args.command {
+        MixCommand::Keygen(a) => keygen(a, global.json),
+        MixCommand::Descriptor(a) => descriptor(a, global.json),
+        MixCommand::Sim(a) => sim(a, global.json),
+        MixCommand::Node(a) => runtime()?.block_on(node(a, global.json)),
+        MixCommand::Send(a) => runtime()?.block_on(send(a, global.json)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn from_hex(text: &str) -> anyhow::Result<Vec<u8>> {
+    let text = text.trim();
+    if !text.len().is_multiple_of(2) {
+        bail!("odd-length hex");
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .context("not hex")
+        })
+        .collect()
+}
+
+fn default_dir(given: Option<&PathBuf>) -> PathBuf {
+    given.cloned().unwrap_or_else(|| {
+        std::env::var_os("FOG_DATA_DIR")
+            .map_or_else(|| PathBuf::from(".fog"), PathBuf::from)
+            .join("mix")
+    })
+}
+
+fn key_path(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("a node name is letters, digits, '-' and '_'");
+    }
+    Ok(dir.join(format!("{name}.key")))
+}
+
+fn load_identity(dir: &Path, name: &str) -> anyhow::Result<NodeIdentity> {
+    let path = key_path(dir, name)?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (create it with `fog mix keygen --name {name}`)",
+            path.display()
+        )
+    })?;
+    let seed: [u8; 32] = from_hex(&text)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{} does not hold a 32-byte key", path.display()))?;
+    Ok(NodeIdentity::from_seed(&seed))
+}
+
+fn node_address_of(identity: &NodeIdentity) -> NodeAddress {
+    identity.node_address()
+}
+
+fn keygen(args: &KeygenArgs, json: bool) -> anyhow::Result<()> {
+    let dir = default_dir(args.data_dir.as_ref());
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = key_path(&dir, &args.name)?;
+    if path.exists() && !args.force {
+        bail!("{} exists; pass --force to replace it", path.display());
+    }
+    let (seed, identity) = NodeIdentity::generate();
+    let temp = path.with_extension("key.tmp");
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&temp)
+            .with_context(|| format!("cannot write {}", temp.display()))?;
+        writeln!(file, "{}", to_hex(&seed))?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temp, &path)?;
+    let identity_hex = to_hex(&identity.public_key());
+    let address = to_hex(node_address_of(&identity).as_bytes());
+    let out = &mut io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            json!({ "name": args.name, "identity": identity_hex, "node_address": address, "key_file": path })
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{} identity {identity_hex} address {address}",
+            args.name
+        )?;
+    }
+    Ok(())
+}
+
+fn descriptor(args: &DescriptorArgs, json: bool) -> anyhow::Result<()> {
+    let dir = default_dir(args.data_dir.as_ref());
+    let identity = load_identity(&dir, &args.name)?;
+    let secret = identity.sphinx_secret(args.epoch);
+    let d = DescriptorBuilder::new(
+        PublicKey::from(&secret),
+        args.epoch,
+        args.address.to_string(),
+    )
+    .layer(args.layer)
+    .stake(args.stake)
+    .family(args.family.clone())
+    .sign(&identity)?;
+    let line = to_hex(&d.to_bytes());
+    let out = &mut io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            json!({
+                "descriptor": line,
+                "node_address": to_hex(d.node_address().as_bytes()),
+                "epoch": d.epoch(),
+                "layer": d.layer(),
+                "stake": d.stake(),
+                "family": d.family(),
+                "address": d.address(),
+            })
+        )?;
+    } else {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+fn read_directory(path: &Path) -> anyhow::Result<Directory> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the directory {}", path.display()))?;
+    let mut descriptors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bytes = from_hex(line).with_context(|| format!("line {}", i + 1))?;
+        descriptors.push(
+            NodeDescriptor::from_bytes(&bytes)
+                .with_context(|| format!("{} line {}", path.display(), i + 1))?,
+        );
+    }
+    let (directory, rejected) = Directory::new(descriptors);
+    if !rejected.is_empty() {
+        bail!("{} descriptors do not verify", rejected.len());
+    }
+    if directory.is_empty() {
+        bail!("the directory {} is empty", path.display());
+    }
+    Ok(directory)
+}
+
+fn tcp_transport(directory: &Directory, config: &PacketConfig) -> anyhow::Result<TcpTransport> {
+    let transport = TcpTransport::new(FrameCodec::new(config), TcpConfig::default());
+    for d in directory.descriptors() {
+        let addr: SocketAddr = d
+            .address()
+            .parse()
+            .with_context(|| format!("descriptor address {} is not IP:PORT", d.address()))?;
+        transport.set_peer(d.node_address(), addr);
+    }
+    Ok(transport)
+}
+
+async fn node(args: &NodeArgs, json: bool) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read {}", args.config.display()))?;
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", args.config.display()))?;
+    let field = |k: &str| config.get(k);
+    let relative = |p: &str| {
+        let p = PathBuf::from(p);
+        if p.is_relative() {
+            args.config.parent().unwrap_or(Path::new(".")).join(p)
+        } else {
+            p
+        }
+    };
+    let name = field("name")
+        .and_then(|v| v.as_str())
+        .context("config needs \"name\"")?;
+    let listen: SocketAddr = field("listen")
+        .and_then(|v| v.as_str())
+        .context("config needs \"listen\"")?
+        .parse()
+        .context("\"listen\" is not IP:PORT")?;
+    let directory_path = relative(
+        field("directory")
+            .and_then(|v| v.as_str())
+            .context("config needs \"directory\"")?,
+    );
+    let data_dir = field("data_dir")
+        .and_then(|v| v.as_str())
+        .map_or_else(|| default_dir(None), relative);
+    let epoch = field("epoch")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1);
+    let loop_rate = field("loop_rate")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(1.0);
+    let mut packet = PacketConfig::default();
+    if let Some(size) = field("payload_size").and_then(serde_json::Value::as_u64) {
+        packet = packet.with_payload_size(usize::try_from(size)?);
+    }
+    let mut node_config = NodeConfig::new(packet);
+    if let Some(w) = field("workers").and_then(serde_json::Value::as_u64) {
+        node_config = node_config.with_workers(usize::try_from(w)?);
+    }
+
+    let identity = load_identity(&data_dir, name)?;
+    let me = node_address_of(&identity);
+    let secret = identity.sphinx_secret(epoch);
+    let directory = read_directory(&directory_path)?;
+    match directory.get(me) {
+        Some(d) if d.sphinx_key() == PublicKey::from(&secret) && d.epoch() == epoch => {}
+        Some(_) => bail!("the directory's descriptor of {name} is not for epoch {epoch}'s key"),
+        None => tracing::warn!("{name} is not in the directory; it relays but sends no loop cover"),
+    }
+    let loop_address = DestinationAddress::from_bytes(*me.as_bytes());
+    node_config = node_config.with_loop_address(loop_address);
+    let replay_dir = data_dir.join(format!("{name}.replay"));
+    let replay = ReplayFilter::open(&replay_dir, epoch, &ReplayConfig::new(10_000_000))
+        .with_context(|| format!("cannot open the replay filter in {}", replay_dir.display()))?;
+    let transport = Arc::new(tcp_transport(&directory, &packet)?);
+    let (mix, mut deliveries) = MixNode::start(node_config, epoch, secret, replay, transport)?;
+    let listener = fog_mix::listen(
+        listen,
+        FrameCodec::new(&packet),
+        TcpConfig::default(),
+        mix.inbound(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {listen}"))?;
+    let cover = (loop_rate > 0.0 && directory.get(me).is_some()).then(|| {
+        fog_mix::spawn_mix_cover(
+            mix.clone(),
+            directory.clone(),
+            me,
+            loop_address,
+            loop_rate,
+            PacketBuilder::new(packet).expect("validated by the node"),
+        )
+    });
+    {
+        let out = &mut io::stdout().lock();
+        if json {
+            writeln!(
+                out,
+                "{}",
+                json!({ "event": "listening", "name": name, "address": listener.local_addr(), "node_address": to_hex(me.as_bytes()), "epoch": epoch })
+            )?;
+        } else {
+            writeln!(out, "{name} listening on {}", listener.local_addr())?;
+        }
+        out.flush()?;
+    }
+    let mut stats_every = tokio::time::interval(Duration::from_secs(10));
+    stats_every.tick().await;
+    loop {
+        tokio::select! {
+            d = deliveries.recv() => {
+                let Some(d) = d else { break };
+                let out = &mut io::stdout().lock();
+                writeln!(out, "{}", delivery_json(&d))?;
+                out.flush()?;
+            }
+            _ = stats_every.tick() => {
+                tracing::info!(stats = ?mix.stats(), "mix node");
+                if let Err(e) = mix.save_replay() {
+                    tracing::warn!(error = %e, "replay snapshot failed");
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    if let Some(c) = cover {
+        c.abort();
+    }
+    listener.shutdown().await;
+    mix.save_replay()?;
+    let s = mix.stats();
+    let out = &mut io::stdout().lock();
+    writeln!(
+        out,
+        "{}",
+        json!({
+            "event": "stopped",
+            "received": s.received,
+            "forwarded": s.forwarded,
+            "delivered": s.delivered,
+            "replayed": s.replayed,
+            "dropped_malformed": s.dropped_malformed,
+            "dropped_unauthenticated": s.dropped_unauthenticated,
+            "dropped_overload": s.dropped_overload,
+            "loop_cover_returned": s.loop_cover_returned,
+            "drop_cover_received": s.drop_cover_received,
+        })
+    )?;
+    Ok(())
+}
+
+fn delivery_json(d: &Delivery) -> serde_json::Value {
+    match d {
+        Delivery::Message {
+            destination,
+            identifier,
+            message,
+        } => json!({
+            "event": "delivered",
+            "destination": to_hex(destination.as_bytes()),
+            "identifier": to_hex(identifier),
+            "message": String::from_utf8_lossy(message),
+            "message_hex": to_hex(message),
+        }),
+        Delivery::Sealed {
+            destination,
+            identifier,
+            sealed,
+        } => json!({
+            "event": "delivered_sealed",
+            "destination": to_hex(destination.as_bytes()),
+            "identifier": to_hex(identifier),
+            "bytes": sealed.len(),
+        }),
+        _ => json!({ "event": "delivered_other" }),
+    }
+}
+
+async fn send(args: &SendArgs, json: bool) -> anyhow::Result<()> {
+    let to: [u8; 32] = from_hex(&args.to)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("--to is a 32-byte address in hex"))?;
+    let packet = PacketConfig::default()
+        .with_payload_size(args.payload_size)
+        .with_mean_delay(Duration::from_millis(args.mean_delay_ms));
+    let directory = read_directory(&args.directory)?;
+    let transport = Arc::new(tcp_transport(&directory, &packet)?);
+    let mut client = MixClient::new(
+        PacketBuilder::new(packet)?,
+        CircuitPool::new(directory, PoolConfig::default()),
+        transport.clone(),
+        DestinationAddress::from_bytes([0; 32]),
+    );
+    let mut rng = fog_mix::os_rng();
+    let circuit = client.send_now(
+        args.level,
+        Destination::new(DestinationAddress::from_bytes(to), [0; 16]),
+        args.message.as_bytes(),
+        Duration::ZERO,
+        &mut rng,
+    )?;
+    // Let the connection take the frame before the process exits.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while transport.pending() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if transport.send_failures() > 0 {
+        bail!("the first hop could not be reached");
+    }
+    let route: Vec<String> = circuit
+        .route()
+        .iter()
+        .map(|a| to_hex(a.as_bytes()))
+        .collect();
+    let out = &mut io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            json!({ "level": args.level.name(), "route": route, "bytes": packet.packet_len() })
+        )?;
+    } else {
+        writeln!(
+            out,
+            "sent at {} over {} mixes ({} bytes on the wire)",
+            args.level,
+            route.len(),
+            packet.packet_len()
+        )?;
+    }
+    Ok(())
+}
+
+fn sim(args: &SimArgs, json: bool) -> anyhow::Result<()> {
+    let mut c = SimConfig::new(args.senders);
+    c.level = args.level;
+    c.layers = args.layers;
+    c.mixes_per_layer = args.mixes_per_layer;
+    if let Some(ms) = args.mean_delay_ms {
+        c.mean_delay = Duration::from_secs_f64(ms / 1000.0);
+    }
+    let d = CoverRates::default();
+    c.rates = CoverRates::new(
+        args.lambda_p.unwrap_or(d.payload),
+        args.lambda_l.unwrap_or(d.loop_),
+        args.lambda_d.unwrap_or(d.drop),
+    );
+    if let Some(m) = args.lambda_m {
+        c.mix_loop_rate = m;
+    }
+    c.samples = args.samples;
+    c.seed = args.seed;
+    let started = Instant::now();
+    let r = fog_mix::simulate(&c);
+    let seconds = started.elapsed().as_secs_f64();
+    let document = json!({
+        "senders": r.senders,
+        "entropy_bits": r.entropy_bits,
+        "min_entropy_bits": r.min_entropy_bits,
+        "max_entropy_bits": r.max_entropy_bits,
+        "entropy_ratio": r.entropy_bits / r.max_entropy_bits,
+        "level": c.level.name(),
+        "layers": c.layers,
+        "mixes_per_layer": c.mixes_per_layer,
+        "mean_delay_ms": c.mean_delay.as_secs_f64() * 1000.0,
+        "lambda_p": c.rates.payload,
+        "lambda_l": c.rates.loop_,
+        "lambda_d": c.rates.drop,
+        "lambda_m": c.mix_loop_rate,
+        "mean_mixing_latency_ms": r.mean_latency.as_secs_f64() * 1000.0,
+        "mean_payload_slot_wait_ms": if c.rates.payload > 0.0 { 1000.0 / c.rates.payload } else { 0.0 },
+        "samples": r.samples,
+        "packets_simulated": r.packets,
+        "seconds": seconds,
+    });
+    let out = &mut io::stdout().lock();
+    if json {
+        writeln!(out, "{document}")?;
+    } else {
+        writeln!(
+            out,
+            "{} senders at {}: sender entropy {:.3} of {:.3} bits ({:.1}%), mixing latency {:.0} ms",
+            r.senders,
+            c.level,
+            r.entropy_bits,
+            r.max_entropy_bits,
+            100.0 * r.entropy_bits / r.max_entropy_bits,
+            r.mean_latency.as_secs_f64() * 1000.0
+        )?;
+    }
+    Ok(())
+}
+
+/// A transport that stamps when each packet leaves the node: the packet's
+/// index is encoded in its next-hop address.
+struct Stamp {
+    origin: Instant,
+    out: Mutex<Vec<(u32, Duration)>>,
+    sent: AtomicU64,
+}
+
+impl PacketTransport for Stamp {
+    fn send(&self, next_hop: NodeAddress, _packet: Packet) -> Result<(), TransportError> {
+        let mut i = [0u8; 4];
+        i.copy_from_slice(&next_hop.as_bytes()[..4]);
+        let at = self.origin.elapsed();
+        if let Ok(mut out) = self.out.lock() {
+            out.push((u32::from_be_bytes(i), at));
+        }
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn hop_address(i: usize) -> NodeAddress {
+    let mut a = [0xeeu8; 32];
+    a[..4].copy_from_slice(&(i as u32).to_be_bytes());
+    NodeAddress::from_bytes(a)
+}
+
+/// Builds `n` PRIVATE packets whose first hop is `key`, the second hop's
+/// address the packet's index, every delay `delay`.
+fn bench_packets(n: usize, key: PublicKey, delay: Duration) -> anyhow::Result<Vec<Vec<u8>>> {
+    let config = PacketConfig::default();
+    let builder = PacketBuilder::new(config)?;
+    let mut rng = fog_mix::os_rng();
+    let other = PublicKey::from(&StaticSecret::from([9u8; 32]));
+    let dest = Destination::new(DestinationAddress::from_bytes([1; 32]), [0; 16]);
+    (0..n)
+        .map(|i| {
+            let route = [
+                RouteNode::new(NodeAddress::from_bytes([0; 32]), key),
+                RouteNode::new(hop_address(i), other),
+                RouteNode::new(NodeAddress::from_bytes([2; 32]), other),
+            ];
+            Ok(builder
+                .build_with_delays(
+                    PrivacyLevel::Private,
+                    &route,
+                    dest,
+                    b"bench",
+                    &[delay, delay],
+                    &mut rng,
+                )?
+                .packet
+                .into_bytes())
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `fog bench mix`.
+pub(crate) fn bench(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    let n = args.packets.max(100);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let secret = StaticSecret::from([5u8; 32]);
+    let key = PublicKey::from(&secret);
+    let packets = bench_packets(n, key, Duration::ZERO)?;
+
+    // X25519 alone: the floor under every Sphinx hop (two scalar
+    // multiplications: the shared secret and the blinding).
+    let started = Instant::now();
+    let rounds = n.min(20_000);
+    let mut point = key;
+    for _ in 0..rounds {
+        point = PublicKey::from(secret.diffie_hellman(&point).to_bytes());
+    }
+    std::hint::black_box(point);
+    let x25519_per_s = rounds as f64 / started.elapsed().as_secs_f64();
+
+    // Plain sphinx-packet processing on one core.
+    let started = Instant::now();
+    for p in &packets {
+        let packet = fog_mix::sphinx_packet::SphinxPacket::from_bytes(p)?;
+        std::hint::black_box(packet.process(&secret)?);
+    }
+    let raw_pps = n as f64 / started.elapsed().as_secs_f64();
+
+    let runtime = runtime()?;
+    let (pipeline_pps, p50, p99, offered) = runtime.block_on(async {
+        // The node pipeline, every core, delays zeroed.
+        let stamp = Arc::new(Stamp {
+            origin: Instant::now(),
+            out: Mutex::new(Vec::with_capacity(n)),
+            sent: AtomicU64::new(0),
+        });
+        let (node, _deliveries) = MixNode::start(
+            NodeConfig::new(PacketConfig::default()).with_workers(cores),
+            0,
+            secret.clone(),
+            ReplayFilter::in_memory(0, &ReplayConfig::new(4 * n as u64))?,
+            stamp.clone(),
+        )?;
+        let inbound = node.inbound();
+        let started = Instant::now();
+        for p in &packets {
+            inbound.deliver(p.clone()).await;
+        }
+        while stamp.sent.load(Ordering::Relaxed) < n as u64 {
+            if node.stats().forwarded + node.stats().dropped_overload >= n as u64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        let pipeline_pps = n as f64 / started.elapsed().as_secs_f64();
+        drop(node);
+
+        // Added latency at half that rate, with a 1 ms delay on every packet.
+        let delay = Duration::from_millis(1);
+        let timed = bench_packets(n, key, delay)?;
+        let stamp = Arc::new(Stamp {
+            origin: Instant::now(),
+            out: Mutex::new(Vec::with_capacity(n)),
+            sent: AtomicU64::new(0),
+        });
+        let (node, _deliveries) = MixNode::start(
+            NodeConfig::new(PacketConfig::default()).with_workers(cores),
+            0,
+            secret.clone(),
+            ReplayFilter::in_memory(0, &ReplayConfig::new(4 * n as u64))?,
+            stamp.clone(),
+        )?;
+        let inbound = node.inbound();
+        let offered = pipeline_pps / 2.0;
+        let gap = Duration::from_secs_f64(1.0 / offered);
+        let mut sent_at = vec![Duration::ZERO; n];
+        let origin = stamp.origin;
+        for (i, p) in timed.into_iter().enumerate() {
+            let due = gap.mul_f64(i as f64);
+            while origin.elapsed() < due {
+                if due.saturating_sub(origin.elapsed()) > Duration::from_micros(200) {
+                    tokio::time::sleep(Duration::from_micros(100)).await;
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            sent_at[i] = origin.elapsed();
+            inbound.deliver(p).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while stamp.sent.load(Ordering::Relaxed) < n as u64 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let out = stamp.out.lock().map(|o| o.clone()).unwrap_or_default();
+        let mut added: Vec<f64> = out
+            .iter()
+            .filter_map(|(i, at)| {
+                let sent = sent_at.get(*i as usize)?;
+                Some(at.saturating_sub(*sent).saturating_sub(delay).as_secs_f64() * 1e6)
+            })
+            .collect();
+        added.sort_by(f64::total_cmp);
+        anyhow::Ok((
+            pipeline_pps,
+            percentile(&added, 0.5),
+            percentile(&added, 0.99),
+            offered,
+        ))
+    })?;
+
+    let ratio = pipeline_pps / (cores as f64 * raw_pps);
+    let bound_per_core = x25519_per_s / 2.0;
+    let document = json!({
+        "layer": "mix",
+        "packets": n,
+        "packet_bytes": PacketConfig::default().packet_len(),
+        "raw_pps": raw_pps,
+        "pipeline_pps": pipeline_pps,
+        "cores": cores,
+        "ratio": ratio,
+        "added_latency_p50_us": p50,
+        "added_latency_p99_us": p99,
+        "latency_offered_pps": offered,
+        "x25519_ops_per_s": x25519_per_s,
+        "x25519_bound_pps_per_core": bound_per_core,
+        "x25519_bound_pps_all_cores": bound_per_core * cores as f64,
+        "design_target_pps": 25_000,
+        "cores_for_25k_at_raw_pps": 25_000.0 / raw_pps,
+    });
+    let out = &mut io::stdout().lock();
+    if global.json {
+        writeln!(out, "{document}")?;
+    } else {
+        writeln!(
+            out,
+            "sphinx (one core): {raw_pps:.0} packets/s; node pipeline ({cores} cores, no delay): {pipeline_pps:.0} packets/s; ratio {ratio:.2}"
+        )?;
+        writeln!(
+            out,
+            "added latency at {offered:.0} packets/s: p50 {p50:.0} us, p99 {p99:.0} us"
+        )?;
+        writeln!(
+            out,
+            "x25519: {x25519_per_s:.0} ops/s per core, so at most {bound_per_core:.0} packets/s per core; 25,000 packets/s needs {:.1} cores at the measured Sphinx rate",
+            25_000.0 / raw_pps
+        )?;
+    }
+    Ok(())
+}

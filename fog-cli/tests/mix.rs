@@ -1,0 +1,184 @@
+//! `fog mix` and `fog bench mix` through the real binary.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use assert_cmd::cargo::CommandCargoExt as _;
+
+fn fog() -> Command {
+    Command::cargo_bin("fog").expect("the fog binary is built")
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fog-mix-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json_of(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn sim_reports_entropy_next_to_its_maximum() {
+    let output = fog()
+        .args(["--json", "mix", "sim", "--senders", "64", "--samples", "40"])
+        .output()
+        .unwrap();
+    let report = json_of(&output);
+    assert_eq!(report["senders"], 64);
+    let entropy = report["entropy_bits"].as_f64().unwrap();
+    let max = report["max_entropy_bits"].as_f64().unwrap();
+    assert!((max - 6.0).abs() < 1e-9);
+    assert!(entropy > 0.0 && entropy <= max, "{report}");
+}
+
+#[test]
+fn bench_prints_every_key() {
+    let output = fog()
+        .args(["--json", "bench", "mix", "--packets", "200"])
+        .output()
+        .unwrap();
+    let report = json_of(&output);
+    for key in [
+        "raw_pps",
+        "pipeline_pps",
+        "cores",
+        "ratio",
+        "added_latency_p50_us",
+        "added_latency_p99_us",
+        "x25519_bound_pps_per_core",
+    ] {
+        assert!(report[key].is_number(), "missing {key}: {report}");
+    }
+}
+
+struct Kill(Vec<Child>);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn three_mix_processes_carry_a_private_message() {
+    let dir = scratch("net");
+    let names = ["a", "b", "c"];
+    let mut lines = Vec::new();
+    let mut addrs = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let key = json_of(
+            &fog()
+                .args(["--json", "mix", "keygen", "--name", name, "--data-dir"])
+                .arg(&dir)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(key["node_address"].as_str().unwrap().len(), 64);
+        // Each mix in its own /16 of the loopback range.
+        let host = format!("127.{}.0.1", i + 1);
+        let port = std::net::TcpListener::bind((host.as_str(), 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("{host}:{port}");
+        let d = fog()
+            .args(["mix", "descriptor", "--name", name, "--data-dir"])
+            .arg(&dir)
+            .args([
+                "--address",
+                &addr,
+                "--layer",
+                &i.to_string(),
+                "--stake",
+                "10",
+            ])
+            .args(["--family", name])
+            .output()
+            .unwrap();
+        assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+        lines.push(String::from_utf8(d.stdout).unwrap());
+        addrs.push(addr);
+    }
+    std::fs::write(dir.join("directory.txt"), lines.concat()).unwrap();
+    let mut children = Kill(Vec::new());
+    let mut outputs = Vec::new();
+    for (name, addr) in names.iter().zip(&addrs) {
+        let config = dir.join(format!("{name}.json"));
+        std::fs::write(
+            &config,
+            serde_json::json!({
+                "name": name, "listen": addr, "directory": "directory.txt",
+                "data_dir": ".", "workers": 1, "loop_rate": 2.0,
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let mut child = StdCommand::cargo_bin("fog")
+            .unwrap()
+            .args(["--json", "mix", "node", "--config"])
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        children.0.push(child);
+        let first = rx
+            .recv_timeout(Duration::from_mins(1))
+            .expect("node started");
+        assert!(first.contains("listening"), "{first}");
+        outputs.push(rx);
+    }
+    let to = "ab".repeat(32);
+    let sent = json_of(
+        &fog()
+            .args(["--json", "mix", "send", "--directory"])
+            .arg(dir.join("directory.txt"))
+            .args([
+                "--to",
+                &to,
+                "--level",
+                "PRIVATE",
+                "-m",
+                "through three mixes",
+            ])
+            .args(["--mean-delay-ms", "5"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(sent["route"].as_array().unwrap().len(), 3);
+    // The layer-2 mix (c) is the last hop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = outputs[2]
+            .recv_timeout(left)
+            .expect("the message was delivered");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["event"] == "delivered" {
+            assert_eq!(v["message"], "through three mixes");
+            assert_eq!(v["destination"], to);
+            break;
+        }
+    }
+}

@@ -1,0 +1,691 @@
+//! The mix node: receive, process on every core, hold, forward.
+//!
+//! ```text
+//!  transport ──frames──▶ Inbound ──round robin──▶ worker 1..=N (Sphinx, replay)
+//!                                                     │ delay 0        │ delay > 0
+//!                                                     ▼                ▼
+//!                                          PacketTransport::send ◀── delay stage
+//!                                                     │ last hop
+//!                                                     ▼
+//!                                               deliveries
+//! ```
+//!
+//! Every stage is bounded. The inbound queues push back on the transport
+//! ([`Inbound::deliver`] waits), so a TCP sender is slowed by TCP flow
+//! control; everything after the workers drops and counts when full, so a
+//! slow next hop or a slow consumer of deliveries never stalls mixing.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use x25519_dalek::StaticSecret;
+
+use crate::delay::{DelayQueue, DelayQueueError};
+use crate::packet::{
+    DestinationAddress, NodeAddress, Packet, PacketConfig, ProcessError, Processed, Processor,
+};
+use crate::replay::{ReplayFilter, ReplayStats};
+
+/// Why a transport did not take a packet. The packet is dropped and counted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The queue towards that hop is full.
+    #[error("send queue full")]
+    Full,
+    /// The transport does not know how to reach that hop.
+    #[error("unknown next hop {0:?}")]
+    UnknownPeer(NodeAddress),
+    /// The transport is shut down.
+    #[error("transport closed")]
+    Closed,
+}
+
+/// How packets leave a mix node: the seam another transport (fog-p2p, an
+/// in-memory network in tests) plugs in at. Packets arrive through the
+/// node's [`Inbound`] handle.
+///
+/// `send` must not block: a transport queues the packet (bounded) and
+/// answers [`TransportError::Full`] when it cannot; the node drops and
+/// counts the packet.
+pub trait PacketTransport: Send + Sync + 'static {
+    /// Hands `packet` over for delivery to the mix at `next_hop`.
+    fn send(&self, next_hop: NodeAddress, packet: Packet) -> Result<(), TransportError>;
+}
+
+/// Node parameters.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NodeConfig {
+    /// The network's packet parameters.
+    pub packet: PacketConfig,
+    /// Processing threads (default: every core).
+    pub workers: usize,
+    /// Packets waiting per worker before [`Inbound::deliver`] waits
+    /// (default 1024).
+    pub inbound_queue: usize,
+    /// Packets held in the delay stage at once; beyond it new packets are
+    /// dropped and counted (default 65,536).
+    pub delay_queue: usize,
+    /// The longest hold a packet may ask for; longer ones are dropped
+    /// (default 60 s).
+    pub max_delay: Duration,
+    /// Deliveries waiting for the consumer; beyond it they are dropped and
+    /// counted (default 4096).
+    pub delivery_queue: usize,
+    /// Destination address the node's own loop cover returns to: packets
+    /// delivered there are counted and discarded.
+    pub loop_address: Option<DestinationAddress>,
+}
+
+impl NodeConfig {
+    /// Defaults for `packet`.
+    pub fn new(packet: PacketConfig) -> Self {
+        NodeConfig {
+            packet,
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            inbound_queue: 1024,
+            delay_queue: 65_536,
+            max_delay: Duration::from_mins(1),
+            delivery_queue: 4096,
+            loop_address: None,
+        }
+    }
+
+    /// The configuration with `workers` processing threads (at least one).
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// The configuration with a loop-cover address.
+    pub fn with_loop_address(mut self, address: DestinationAddress) -> Self {
+        self.loop_address = Some(address);
+        self
+    }
+}
+
+/// A snapshot of a node's counters: what a mix operator watches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// Packets handed to the node by its transport.
+    pub received: u64,
+    /// Packets sent on to a next hop.
+    pub forwarded: u64,
+    /// Messages handed to the delivery consumer (this node was the last hop).
+    pub delivered: u64,
+    /// The node's own loop cover that came back.
+    pub loop_cover_returned: u64,
+    /// Drop cover that ended here (this node was its last hop).
+    pub drop_cover_received: u64,
+    /// Frames or packets that were not well formed (dropped).
+    pub dropped_malformed: u64,
+    /// Packets whose header did not authenticate under any held key.
+    pub dropped_unauthenticated: u64,
+    /// Replayed packets (dropped).
+    pub replayed: u64,
+    /// Packets refused because the replay filter was full.
+    pub dropped_replay_full: u64,
+    /// Packets dropped because a queue was full (delay stage, transport,
+    /// deliveries).
+    pub dropped_overload: u64,
+    /// Packets asking for a delay over the node's maximum.
+    pub dropped_delay_too_long: u64,
+    /// Packets the transport could not send (unknown next hop, closed).
+    pub dropped_send_failed: u64,
+    /// Packets dropped because the replay journal could not be written.
+    pub dropped_journal: u64,
+    /// Packets waiting in the inbound queues now.
+    pub inbound_depth: u64,
+    /// Packets held in the delay stage now.
+    pub delay_depth: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    forwarded: AtomicU64,
+    delivered: AtomicU64,
+    loop_cover_returned: AtomicU64,
+    drop_cover_received: AtomicU64,
+    dropped_malformed: AtomicU64,
+    dropped_unauthenticated: AtomicU64,
+    replayed: AtomicU64,
+    dropped_replay_full: AtomicU64,
+    dropped_overload: AtomicU64,
+    dropped_delay_too_long: AtomicU64,
+    dropped_send_failed: AtomicU64,
+    dropped_journal: AtomicU64,
+    inbound_depth: AtomicU64,
+    delay_depth: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What the last hop hands to its consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// A forward message, readable.
+    Message {
+        /// The recipient.
+        destination: DestinationAddress,
+        /// The identifier the sender attached.
+        identifier: [u8; 16],
+        /// The message.
+        message: Vec<u8>,
+    },
+    /// A reply (or a payload that did not open), sealed to the recipient's
+    /// [`ReplyKey`](crate::ReplyKey).
+    Sealed {
+        /// The recipient.
+        destination: DestinationAddress,
+        /// The reply block's identifier.
+        identifier: [u8; 16],
+        /// The sealed payload.
+        sealed: Vec<u8>,
+    },
+}
+
+struct Epoch {
+    number: u64,
+    processor: Processor,
+    replay: Mutex<ReplayFilter>,
+}
+
+struct KeySet {
+    current: Arc<Epoch>,
+    previous: Option<Arc<Epoch>>,
+}
+
+struct Shared {
+    config: NodeConfig,
+    keys: RwLock<KeySet>,
+    counters: Counters,
+    transport: Arc<dyn PacketTransport>,
+    delay_tx: mpsc::Sender<(Duration, NodeAddress, Packet)>,
+    delivery_tx: mpsc::Sender<Delivery>,
+}
+
+/// A running mix node. Dropping every [`MixNode`] and [`Inbound`] handle
+/// stops its workers and delay stage.
+#[derive(Clone)]
+pub struct MixNode {
+    shared: Arc<Shared>,
+    inbound: Inbound,
+}
+
+impl fmt::Debug for MixNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MixNode")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a node could not start or rotate keys.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// Invalid configuration.
+    #[error(transparent)]
+    Config(#[from] crate::packet::ConfigError),
+    /// A rotation to an epoch that is not later, or a filter for another epoch.
+    #[error(transparent)]
+    Epoch(#[from] crate::keys::EpochError),
+    /// No tokio runtime to run the delay stage on.
+    #[error("a mix node must be started inside a tokio runtime")]
+    NoRuntime,
+    /// A worker thread could not be spawned.
+    #[error("spawning a worker thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// The handle a transport hands received packets to. Cheap to clone.
+#[derive(Clone)]
+pub struct Inbound {
+    queues: Arc<Vec<mpsc::Sender<Vec<u8>>>>,
+    next: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbound")
+            .field("workers", &self.queues.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inbound {
+    /// Hands one received packet to a worker, waiting while every worker
+    /// queue is full (back-pressure). Returns false once the node is gone.
+    pub async fn deliver(&self, packet: Vec<u8>) -> bool {
+        bump(&self.shared.counters.received);
+        let n = self.queues.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let mut packet = packet;
+        for i in 0..n {
+            match self.queues[(start + i) % n].try_send(packet) {
+                Ok(()) => {
+                    self.shared
+                        .counters
+                        .inbound_depth
+                        .fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Full(p)) => packet = p,
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+        let ok = self.queues[start].send(packet).await.is_ok();
+        if ok {
+            self.shared
+                .counters
+                .inbound_depth
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Like [`deliver`](Self::deliver) without waiting: when every worker
+    /// queue is full the packet is dropped and counted as overload.
+    pub fn try_deliver(&self, packet: Vec<u8>) -> bool {
+        bump(&self.shared.counters.received);
+        let n = self.queues.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let mut packet = packet;
+        for i in 0..n {
+            match self.queues[(start + i) % n].try_send(packet) {
+                Ok(()) => {
+                    self.shared
+                        .counters
+                        .inbound_depth
+                        .fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Full(p)) => packet = p,
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+        bump(&self.shared.counters.dropped_overload);
+        false
+    }
+
+    /// Counts a frame the transport could not decode (and dropped).
+    pub fn count_malformed(&self) {
+        bump(&self.shared.counters.received);
+        bump(&self.shared.counters.dropped_malformed);
+    }
+
+    /// The packet configuration the node expects.
+    pub fn packet_config(&self) -> &PacketConfig {
+        &self.shared.config.packet
+    }
+}
+
+impl MixNode {
+    /// Starts a node with `secret` as its Sphinx key for `epoch` and `replay`
+    /// as that epoch's filter, sending through `transport`. Returns the node
+    /// and the receiver of its deliveries (bounded; when nobody reads, new
+    /// deliveries are dropped and counted). Must be called inside a tokio
+    /// runtime (the delay stage is a task); the workers are OS threads.
+    pub fn start(
+        config: NodeConfig,
+        epoch: u64,
+        secret: StaticSecret,
+        replay: ReplayFilter,
+        transport: Arc<dyn PacketTransport>,
+    ) -> Result<(MixNode, mpsc::Receiver<Delivery>), NodeError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| NodeError::NoRuntime)?;
+        if replay.epoch() != epoch {
+            return Err(crate::keys::EpochError::FilterEpoch {
+                key: epoch,
+                filter: replay.epoch(),
+            }
+            .into());
+        }
+        let processor = Processor::new(secret, config.packet)?;
+        let (delay_tx, delay_rx) = mpsc::channel(config.delay_queue.clamp(1, 4096));
+        let (delivery_tx, delivery_rx) = mpsc::channel(config.delivery_queue.max(1));
+        let shared = Arc::new(Shared {
+            keys: RwLock::new(KeySet {
+                current: Arc::new(Epoch {
+                    number: epoch,
+                    processor,
+                    replay: Mutex::new(replay),
+                }),
+                previous: None,
+            }),
+            counters: Counters::default(),
+            transport,
+            delay_tx,
+            delivery_tx,
+            config,
+        });
+        let mut queues = Vec::with_capacity(shared.config.workers);
+        for i in 0..shared.config.workers.max(1) {
+            let (tx, rx) = mpsc::channel(shared.config.inbound_queue.max(1));
+            queues.push(tx);
+            let worker_shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("fog-mix-worker-{i}"))
+                .spawn(move || worker(&worker_shared, rx))
+                .map_err(NodeError::Spawn)?;
+        }
+        runtime.spawn(delay_stage(Arc::downgrade(&shared), delay_rx));
+        let inbound = Inbound {
+            queues: Arc::new(queues),
+            next: Arc::new(AtomicUsize::new(0)),
+            shared: Arc::clone(&shared),
+        };
+        Ok((MixNode { shared, inbound }, delivery_rx))
+    }
+
+    /// The handle transports hand received packets to.
+    pub fn inbound(&self) -> Inbound {
+        self.inbound.clone()
+    }
+
+    /// The node's current Sphinx public key.
+    pub fn public_key(&self) -> x25519_dalek::PublicKey {
+        self.keys().current.processor.public_key()
+    }
+
+    /// The current key epoch.
+    pub fn epoch(&self) -> u64 {
+        self.keys().current.number
+    }
+
+    fn keys(&self) -> std::sync::RwLockReadGuard<'_, KeySet> {
+        self.shared
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes `secret` the key of the later `epoch` (with `replay` as its
+    /// filter); the old key stays valid until
+    /// [`close_overlap`](Self::close_overlap). Returns the filter of the
+    /// epoch retired now, if any.
+    pub fn rotate(
+        &self,
+        epoch: u64,
+        secret: StaticSecret,
+        replay: ReplayFilter,
+    ) -> Result<Option<ReplayFilter>, NodeError> {
+        let mut keys = self
+            .shared
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if epoch <= keys.current.number {
+            return Err(crate::keys::EpochError::NotAfter {
+                current: keys.current.number,
+                new: epoch,
+            }
+            .into());
+        }
+        if replay.epoch() != epoch {
+            return Err(crate::keys::EpochError::FilterEpoch {
+                key: epoch,
+                filter: replay.epoch(),
+            }
+            .into());
+        }
+        let next = Arc::new(Epoch {
+            number: epoch,
+            processor: Processor::new(secret, self.shared.config.packet)?,
+            replay: Mutex::new(replay),
+        });
+        let old = std::mem::replace(&mut keys.current, next);
+        let retired = keys.previous.replace(old);
+        Ok(retired.and_then(|e| Arc::into_inner(e).map(|e| into_filter(e.replay))))
+    }
+
+    /// Ends the overlap window; returns the previous epoch's filter.
+    pub fn close_overlap(&self) -> Option<ReplayFilter> {
+        let mut keys = self
+            .shared
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        keys.previous
+            .take()
+            .and_then(|e| Arc::into_inner(e).map(|e| into_filter(e.replay)))
+    }
+
+    /// Snapshots the current epoch's replay filter (see
+    /// [`ReplayFilter::save`]).
+    pub fn save_replay(&self) -> Result<(), crate::ReplayError> {
+        let current = Arc::clone(&self.keys().current);
+        let mut filter = current
+            .replay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        filter.save()
+    }
+
+    /// The current epoch's replay filter counters.
+    pub fn replay_stats(&self) -> ReplayStats {
+        let current = Arc::clone(&self.keys().current);
+        let filter = current
+            .replay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        filter.stats()
+    }
+
+    /// The node's counters now.
+    pub fn stats(&self) -> NodeStats {
+        let c = &self.shared.counters;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        NodeStats {
+            received: l(&c.received),
+            forwarded: l(&c.forwarded),
+            delivered: l(&c.delivered),
+            loop_cover_returned: l(&c.loop_cover_returned),
+            drop_cover_received: l(&c.drop_cover_received),
+            dropped_malformed: l(&c.dropped_malformed),
+            dropped_unauthenticated: l(&c.dropped_unauthenticated),
+            replayed: l(&c.replayed),
+            dropped_replay_full: l(&c.dropped_replay_full),
+            dropped_overload: l(&c.dropped_overload),
+            dropped_delay_too_long: l(&c.dropped_delay_too_long),
+            dropped_send_failed: l(&c.dropped_send_failed),
+            dropped_journal: l(&c.dropped_journal),
+            inbound_depth: l(&c.inbound_depth),
+            delay_depth: l(&c.delay_depth),
+        }
+    }
+
+    /// Sends a packet this node originated (its own loop cover) through the
+    /// transport.
+    pub fn send_own(&self, next_hop: NodeAddress, packet: Packet) -> Result<(), TransportError> {
+        self.shared.transport.send(next_hop, packet)
+    }
+}
+
+fn into_filter(m: Mutex<ReplayFilter>) -> ReplayFilter {
+    m.into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Processes one packet under the current key, then the previous one.
+fn process(shared: &Shared, bytes: &[u8]) -> Result<Processed, ProcessError> {
+    let (current, previous) = {
+        let keys = shared
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (Arc::clone(&keys.current), keys.previous.clone())
+    };
+    let with = |epoch: &Epoch| {
+        epoch.processor.process_with(bytes, |tag| {
+            let mut filter = epoch
+                .replay
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            filter.check_and_insert(tag)
+        })
+    };
+    match with(&current) {
+        Err(ProcessError::Unauthenticated) => match previous {
+            Some(previous) => with(&previous),
+            None => Err(ProcessError::Unauthenticated),
+        },
+        other => other,
+    }
+}
+
+fn worker(shared: &Arc<Shared>, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(bytes) = rx.blocking_recv() {
+        shared
+            .counters
+            .inbound_depth
+            .fetch_sub(1, Ordering::Relaxed);
+        handle(shared, &bytes);
+    }
+}
+
+fn handle(shared: &Shared, bytes: &[u8]) {
+    let c = &shared.counters;
+    match process(shared, bytes) {
+        Ok(Processed::Forward {
+            next_hop,
+            delay,
+            packet,
+        }) => {
+            if delay > shared.config.max_delay {
+                bump(&c.dropped_delay_too_long);
+            } else if delay.is_zero() {
+                send(shared, next_hop, packet);
+            } else {
+                match shared.delay_tx.try_send((delay, next_hop, packet)) {
+                    Ok(()) => {}
+                    Err(_) => bump(&c.dropped_overload),
+                }
+            }
+        }
+        Ok(Processed::Deliver {
+            destination,
+            identifier,
+            message,
+        }) => {
+            if Some(destination) == shared.config.loop_address {
+                bump(&c.loop_cover_returned);
+                return;
+            }
+            if destination == crate::cover::DROP_ADDRESS {
+                bump(&c.drop_cover_received);
+                return;
+            }
+            deliver(
+                shared,
+                Delivery::Message {
+                    destination,
+                    identifier,
+                    message,
+                },
+            );
+        }
+        Ok(Processed::DeliverSealed {
+            destination,
+            identifier,
+            sealed,
+        }) => {
+            if Some(destination) == shared.config.loop_address {
+                bump(&c.loop_cover_returned);
+                return;
+            }
+            deliver(
+                shared,
+                Delivery::Sealed {
+                    destination,
+                    identifier,
+                    sealed,
+                },
+            );
+        }
+        Err(e) => {
+            let counter = match e {
+                ProcessError::Unauthenticated => &c.dropped_unauthenticated,
+                ProcessError::Replayed => &c.replayed,
+                ProcessError::ReplayFilterFull => &c.dropped_replay_full,
+                ProcessError::ReplayJournal(_) => &c.dropped_journal,
+                _ => &c.dropped_malformed,
+            };
+            tracing::trace!(error = %e, "packet dropped");
+            bump(counter);
+        }
+    }
+}
+
+fn send(shared: &Shared, next_hop: NodeAddress, packet: Packet) {
+    match shared.transport.send(next_hop, packet) {
+        Ok(()) => bump(&shared.counters.forwarded),
+        Err(TransportError::Full) => bump(&shared.counters.dropped_overload),
+        Err(e) => {
+            tracing::debug!(error = %e, "forward failed");
+            bump(&shared.counters.dropped_send_failed);
+        }
+    }
+}
+
+fn deliver(shared: &Shared, delivery: Delivery) {
+    match shared.delivery_tx.try_send(delivery) {
+        Ok(()) => bump(&shared.counters.delivered),
+        Err(_) => bump(&shared.counters.dropped_overload),
+    }
+}
+
+/// Holds packets for their delays: a bounded [`DelayQueue`] on the tokio
+/// clock. Ends when the node is dropped.
+async fn delay_stage(
+    shared: std::sync::Weak<Shared>,
+    mut rx: mpsc::Receiver<(Duration, NodeAddress, Packet)>,
+) {
+    let origin = tokio::time::Instant::now();
+    let (capacity, max_delay) = match shared.upgrade() {
+        Some(s) => (s.config.delay_queue.max(1), s.config.max_delay),
+        None => return,
+    };
+    let mut queue: DelayQueue<(NodeAddress, Packet)> = DelayQueue::new(capacity, max_delay);
+    loop {
+        let next = queue.next_deadline();
+        tokio::select! {
+            item = rx.recv() => {
+                let Some((delay, hop, packet)) = item else { return };
+                let Some(s) = shared.upgrade() else { return };
+                let now = origin.elapsed();
+                match queue.push(now, delay, (hop, packet)) {
+                    Ok(()) => {}
+                    Err(DelayQueueError::Full(_)) => bump(&s.counters.dropped_overload),
+                    Err(DelayQueueError::TooLong(_)) => bump(&s.counters.dropped_delay_too_long),
+                }
+                s.counters.delay_depth.store(queue.len() as u64, Ordering::Relaxed);
+            }
+            () = sleep_until(origin, next) => {
+                let Some(s) = shared.upgrade() else { return };
+                let now = origin.elapsed();
+                while let Some((_, (hop, packet))) = queue.pop_due(now) {
+                    send(&s, hop, packet);
+                }
+                s.counters.delay_depth.store(queue.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+async fn sleep_until(origin: tokio::time::Instant, deadline: Option<Duration>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(origin + d).await,
+        None => std::future::pending().await,
+    }
+}
