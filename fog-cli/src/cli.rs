@@ -65,8 +65,8 @@ pub(crate) enum Command {
     Dao(crate::cmd::dao::DaoArgs),
     /// Mixnet keys, mix nodes, sending through circuits and anonymity simulation
     Mix(crate::cmd::mix::MixArgs),
-    /// The libp2p overlay: nodes, DHT records, gossip, peers (not available yet)
-    P2p(Pending),
+    /// The libp2p overlay: nodes, DHT records, gossip, peers
+    P2p(crate::cmd::p2p::P2pArgs),
     /// Offline delay-tolerant messaging over UDP and BLE
     Mesh(crate::cmd::mesh::MeshArgs),
     /// Placement, reputation and DAG scheduling

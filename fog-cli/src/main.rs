@@ -36,7 +36,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => cmd::bench::run(&args, &cli.global),
         Command::Dao(args) => cmd::dao::run(args, &cli.global),
         Command::Mix(args) => cmd::mix::run(&args, &cli.global),
-        Command::P2p(_) => Err(cmd::unavailable(group, "the overlay layer (fog-p2p)")),
+        Command::P2p(args) => cmd::p2p::run(&args, &cli.global),
         Command::Mesh(args) => cmd::mesh::run(&args, &cli.global),
         Command::Sched(args) => cmd::sched::run(args, &cli.global),
         Command::Harvest(args) => cmd::harvest::run(args, &cli.global),

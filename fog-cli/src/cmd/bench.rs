@@ -22,8 +22,8 @@ enum BenchLayer {
     Harvest,
     /// fog-mix: Sphinx processing against the node pipeline, added latency, the X25519 bound
     Mix(super::mix::BenchArgs),
-    /// fog-p2p: DHT lookups and gossip in an in-process network (not available yet)
-    P2p(Pending),
+    /// fog-p2p: DHT lookups and gossip in an in-process network (memory transport)
+    P2p(super::p2p::BenchArgs),
     /// fog-mesh: bundle codec rates, trace replay rates, routing comparison
     Mesh,
     /// fog-sched: NSGA-II on ZDT1-3 and fast-path placement on 10,000 nodes
@@ -40,10 +40,7 @@ pub(crate) fn run(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let result = match &args.layer {
         BenchLayer::Harvest => super::harvest::bench(global.json, out),
         BenchLayer::Mix(args) => super::mix::bench(args, global),
-        BenchLayer::P2p(_) => Err(super::unavailable(
-            "bench p2p",
-            "the overlay layer (fog-p2p)",
-        )),
+        BenchLayer::P2p(args) => super::p2p::bench(args, global),
         BenchLayer::Mesh => super::mesh::bench(global.json, out),
         BenchLayer::Sched => super::sched::bench(global),
         BenchLayer::Exec => super::job::bench(global),

@@ -8,6 +8,7 @@ pub(crate) mod harvest;
 pub(crate) mod job;
 pub(crate) mod mesh;
 pub(crate) mod mix;
+pub(crate) mod p2p;
 pub(crate) mod sched;
 
 use std::fmt;

@@ -1,0 +1,391 @@
+//! Real networks of fog-p2p nodes on loopback sockets and the memory transport.
+
+use std::time::Duration;
+
+use fog_p2p::{Config, Event, Multiaddr, Node, PeerId, Priority, SendOutcome};
+use tokio::sync::broadcast;
+
+/// Hang guard for whole tests (not a timing assertion: a healthy run takes
+/// a few seconds; this only turns a hang into a failure).
+const GUARD: Duration = Duration::from_mins(4);
+
+/// Logs to the test output when `FOG_TEST_LOG` holds a filter.
+fn logs() {
+    if let Ok(filter) = std::env::var("FOG_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+fn tcp_config() -> Config {
+    let mut c = Config::local();
+    c.quic = false;
+    c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    c
+}
+
+async fn first_addr(node: &Node) -> Multiaddr {
+    loop {
+        if let Some(a) = node.listen_addrs().await.unwrap().into_iter().next() {
+            return a.with_p2p(node.peer_id()).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn wait_for<T>(
+    events: &mut broadcast::Receiver<Event>,
+    mut pick: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    loop {
+        match events.recv().await {
+            Ok(e) => {
+                if let Some(t) = pick(&e) {
+                    return t;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => panic!("node stopped"),
+        }
+    }
+}
+
+/// Retries `f` until it succeeds (the network converges asynchronously).
+async fn eventually<T, E: std::fmt::Debug, F: Future<Output = Result<T, E>>>(
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let mut last = None;
+    for _ in 0..200 {
+        match f().await {
+            Ok(t) => return t,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: never succeeded: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_nodes_on_loopback() {
+    tokio::time::timeout(GUARD, thirty_nodes())
+        .await
+        .expect("hang guard");
+}
+
+async fn thirty_nodes() {
+    logs();
+    const N: usize = 30;
+    const TOPIC: &str = "fog-test";
+    let dir = tempfile::tempdir().unwrap();
+
+    let seed = Node::start(tcp_config()).await.unwrap();
+    let seed_addr = first_addr(&seed).await;
+    let mut nodes = vec![seed];
+    for i in 1..N {
+        let mut c = tcp_config();
+        c.bootstrap = vec![seed_addr.clone()];
+        if i == N - 1 {
+            c.key_file = Some(dir.path().join("target.key"));
+        }
+        if i == 1 {
+            c.queue_path = Some(dir.path().join("sender-queue.sqlite"));
+        }
+        nodes.push(Node::start(c).await.unwrap());
+    }
+    let ids: Vec<PeerId> = nodes.iter().map(Node::peer_id).collect();
+    for n in &nodes {
+        n.subscribe(TOPIC).await.unwrap();
+    }
+    libp2p_join(
+        nodes
+            .iter()
+            .map(|n| async move {
+                eventually("routing table", || async {
+                    match n.stats().await {
+                        Ok(s) if s.routing_table > 0 => Ok(()),
+                        other => Err(format!("{other:?}")),
+                    }
+                })
+                .await;
+            })
+            .collect(),
+    )
+    .await;
+
+    // Every node finds every other through the DHT.
+    // Each node looks its peers up one after the other, all nodes at once.
+    let mut lookups = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let ids = &ids;
+        lookups.push(async move {
+            for (j, target) in ids.iter().enumerate() {
+                if i != j {
+                    eventually("find_peer", || n.find_peer(*target)).await;
+                }
+            }
+        });
+    }
+    libp2p_join(lookups).await;
+
+    // A record put by one node is read by another; a capability is found.
+    nodes[3]
+        .put_record(b"fog/key", b"value".to_vec())
+        .await
+        .unwrap();
+    let got = eventually("get_record", || nodes[17].get_record(b"fog/key")).await;
+    assert_eq!(got.value, b"value");
+    nodes[5].provide("exec:wasm").await.unwrap();
+    let providers = eventually("find_providers", || async {
+        let p = nodes[20].find_providers("exec:wasm").await?;
+        if p.is_empty() {
+            Err(fog_p2p::Error::NotFound)
+        } else {
+            Ok(p)
+        }
+    })
+    .await;
+    assert_eq!(providers, [ids[5]]);
+
+    // A gossip message reaches every subscriber.
+    let mut subs: Vec<_> = nodes.iter().map(Node::events).collect();
+    eventually("publish", || nodes[7].publish(TOPIC, b"hello all".to_vec())).await;
+    for (i, events) in subs.iter_mut().enumerate() {
+        if i == 7 {
+            continue;
+        }
+        let source = wait_for(events, |e| match e {
+            Event::Gossip {
+                topic,
+                source,
+                data,
+                ..
+            } if topic == TOPIC && data == b"hello all" => Some(*source),
+            _ => None,
+        })
+        .await;
+        assert_eq!(source, Some(ids[7]), "signed by the publisher");
+    }
+
+    // A direct message to a stopped node is queued and delivered after it
+    // restarts with the same identity and address.
+    let target = nodes.pop().unwrap();
+    let target_id = target.peer_id();
+    let target_addr = target.listen_addrs().await.unwrap()[0].clone();
+    target.shutdown().await;
+    let sender = &nodes[1];
+    let mut sender_events = sender.events();
+    let outcome = eventually("send", || async {
+        match sender
+            .send(
+                target_id,
+                b"while you were away".to_vec(),
+                Priority::High,
+                Duration::from_mins(10),
+            )
+            .await
+        {
+            Ok(SendOutcome::Queued) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(outcome, ());
+    assert_eq!(sender.stats().await.unwrap().queued, 1);
+
+    let mut c = tcp_config();
+    c.key_file = Some(dir.path().join("target.key"));
+    c.listen = vec![target_addr];
+    c.bootstrap = vec![seed_addr.clone()];
+    let restarted = eventually("restart", || Node::start(c.clone())).await;
+    assert_eq!(
+        restarted.peer_id(),
+        target_id,
+        "same key file, same identity"
+    );
+    let mut target_events = restarted.events();
+    let payload = wait_for(&mut target_events, |e| match e {
+        Event::Direct { from, envelope } if *from == ids[1] => Some(envelope.payload.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(payload, b"while you were away");
+    wait_for(&mut sender_events, |e| match e {
+        Event::Delivered { peer, .. } if *peer == target_id => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(sender.stats().await.unwrap().queued, 0);
+
+    restarted.shutdown().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Runs futures concurrently (a small join_all).
+async fn libp2p_join<F: Future<Output = ()>>(futs: Vec<F>) {
+    libp2p::futures::future::join_all(futs).await;
+}
+
+fn memory_only() -> Config {
+    let mut c = Config::local();
+    c.tcp = false;
+    c.quic = false;
+    c.extra_transports = vec![fog_p2p::transport::memory_factory()];
+    c.listen = vec!["/memory/0".parse().unwrap()];
+    c
+}
+
+/// The pluggable-transport seam: nodes that only speak a transport given in
+/// `extra_transports` (the in-process memory transport here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reply_over_a_plugged_in_transport() {
+    tokio::time::timeout(GUARD, async {
+        let a = Node::start(memory_only()).await.unwrap();
+        let a_addr = first_addr(&a).await;
+        assert!(a_addr.to_string().starts_with("/memory/"));
+        let mut c = memory_only();
+        c.bootstrap = vec![a_addr];
+        let b = Node::start(c).await.unwrap();
+
+        let mut a_events = a.events();
+        let a2 = a.peer_id();
+        let asker = tokio::spawn(async move {
+            let reply = b.request(a2, b"ping?".to_vec(), Priority::Critical).await;
+            (b, reply)
+        });
+        let id = wait_for(&mut a_events, |e| match e {
+            Event::Request { id, payload, .. } if payload == b"ping?" => Some(*id),
+            _ => None,
+        })
+        .await;
+        a.reply(id, Ok(b"pong!".to_vec())).await.unwrap();
+        let (b, reply) = asker.await.unwrap();
+        assert_eq!(reply.unwrap(), b"pong!");
+        assert!(matches!(
+            a.reply(id, Ok(Vec::new())).await,
+            Err(fog_p2p::Error::UnknownRequest)
+        ));
+
+        // A refused request comes back as an error with the reason.
+        let b2 = b.peer_id();
+        let _ = b2;
+        let a_id = a.peer_id();
+        let asker = tokio::spawn(async move {
+            let r = b.request(a_id, b"again".to_vec(), Priority::Normal).await;
+            (b, r)
+        });
+        let id = wait_for(&mut a_events, |e| match e {
+            Event::Request { id, .. } => Some(*id),
+            _ => None,
+        })
+        .await;
+        a.reply(id, Err("no thanks".into())).await.unwrap();
+        let (b, r) = asker.await.unwrap();
+        assert!(matches!(r, Err(fog_p2p::Error::Refused(reason)) if reason == "no thanks"));
+
+        // Peer info has the other side with an RTT once ping ran.
+        let peers = eventually("rtt", || async {
+            let p = a.peers().await.unwrap();
+            match p.iter().find(|p| p.peer_id == b.peer_id()) {
+                Some(info) if info.connected && info.rtt_us.is_some() => Ok(info.clone()),
+                _ => Err("no rtt yet"),
+            }
+        })
+        .await;
+        assert!(!peers.banned);
+
+        // A ban closes the connection and refuses new requests.
+        a.ban(b.peer_id()).await.unwrap();
+        let info = a.peers().await.unwrap();
+        assert!(info.iter().any(|p| p.peer_id == b.peer_id() && p.banned));
+        assert!(
+            b.request(a.peer_id(), b"x".to_vec(), Priority::Normal)
+                .await
+                .is_err()
+        );
+        b.shutdown().await;
+        a.shutdown().await;
+    })
+    .await
+    .expect("hang guard");
+}
+
+/// Two nodes over QUIC on loopback exchange gossip and a direct message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_on_loopback() {
+    tokio::time::timeout(GUARD, async {
+        let mut c = Config::local();
+        c.tcp = false;
+        c.listen = vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()];
+        let a = Node::start(c.clone()).await.unwrap();
+        let a_addr = first_addr(&a).await;
+        assert!(a_addr.to_string().contains("quic-v1"));
+        c.bootstrap = vec![a_addr];
+        let b = Node::start(c).await.unwrap();
+        let mut events = a.events();
+        let outcome = eventually("send", || {
+            b.send(
+                a.peer_id(),
+                b"over quic".to_vec(),
+                Priority::Low,
+                Duration::from_mins(1),
+            )
+        })
+        .await;
+        assert!(matches!(
+            outcome,
+            SendOutcome::Delivered | SendOutcome::Queued
+        ));
+        let got = wait_for(&mut events, |e| match e {
+            Event::Direct { envelope, .. } => Some(envelope.payload.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(got, b"over quic");
+        b.shutdown().await;
+        a.shutdown().await;
+    })
+    .await
+    .expect("hang guard");
+}
+
+/// Nodes of different network names do not join each other's DHT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_names_keep_networks_apart() {
+    tokio::time::timeout(GUARD, async {
+        let mut c = memory_only();
+        c.network = Some("alpha".into());
+        let a = Node::start(c.clone()).await.unwrap();
+        let a_addr = first_addr(&a).await;
+        let mut other = memory_only();
+        other.network = Some("beta".into());
+        other.bootstrap = vec![a_addr.clone()];
+        let b = Node::start(other).await.unwrap();
+        c.bootstrap = vec![a_addr];
+        let same = Node::start(c).await.unwrap();
+        // Same network: the DHT works.
+        a.put_record(b"k", b"v".to_vec()).await.ok();
+        let found = eventually("get_record", || same.get_record(b"k")).await;
+        assert_eq!(found.value, b"v");
+        // Other network: connected, but no DHT partner.
+        assert!(b.get_record(b"k").await.is_err());
+        assert!(matches!(
+            Node::start({
+                let mut bad = memory_only();
+                bad.network = Some("Bad Name".into());
+                bad
+            })
+            .await,
+            Err(fog_p2p::Error::NetworkName(_))
+        ));
+        for n in [a, b, same] {
+            n.shutdown().await;
+        }
+    })
+    .await
+    .expect("hang guard");
+}
