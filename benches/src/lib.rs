@@ -37,7 +37,6 @@ pub fn seeded_rng(seed: u64) -> ChaCha20Rng {
 
 /// A mix route at one privacy level: one processor per hop with a fixed
 /// Sphinx key, and a builder with the default packet configuration.
-#[derive(Debug)]
 pub struct MixRoute {
     level: PrivacyLevel,
     builder: PacketBuilder,
@@ -48,6 +47,15 @@ pub struct MixRoute {
 
 /// The message every benchmark packet carries.
 pub const MIX_MESSAGE: &[u8] = b"fog benchmark message: a job spec or a result";
+
+impl std::fmt::Debug for MixRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MixRoute")
+            .field("level", &self.level)
+            .field("hops", &self.route.len())
+            .finish_non_exhaustive()
+    }
+}
 
 impl MixRoute {
     /// A route of `level.hops()` mixes with fixed keys.
