@@ -518,9 +518,9 @@ fn run_scenario(fog: &Path, layer: &str, quick: bool) -> Result<Vec<Figure>, Par
         let message = document
             .as_ref()
             .and_then(|d| {
-                d["message"]
+                d["error"]["message"]
                     .as_str()
-                    .or(d["error"].as_str())
+                    .or(d["message"].as_str())
                     .map(str::to_owned)
             })
             .or_else(|| {
@@ -712,7 +712,7 @@ fn callgrind(
                 ));
             }
             (Err(e), _) | (_, Err(e)) => {
-                notes.push(format!("instruction count of {kernel} failed: {e}"))
+                notes.push(format!("instruction count of {kernel} failed: {e}"));
             }
         }
     }
@@ -945,7 +945,7 @@ mod tests {
         let mut none = Vec::new();
         criterion_figures(
             dir.path(),
-            SystemTime::now() + std::time::Duration::from_secs(60),
+            SystemTime::now() + std::time::Duration::from_mins(1),
             &mut none,
         );
         assert!(none.is_empty());

@@ -403,7 +403,11 @@ impl Report {
         }
         if !i.plots.is_empty() {
             let _ = writeln!(out, "\n## Plots\n");
-            for plot in i.plots.iter().filter(|p| p.ends_with(".svg")) {
+            for plot in i.plots.iter().filter(|p| {
+                std::path::Path::new(p)
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+            }) {
                 let _ = writeln!(out, "![{plot}]({plot})\n");
             }
         }
@@ -531,7 +535,7 @@ fn significant(v: f64) -> String {
         let digits = rounded.unsigned_abs().to_string();
         let mut grouped = String::new();
         for (k, ch) in digits.chars().enumerate() {
-            if k > 0 && (digits.len() - k) % 3 == 0 {
+            if k > 0 && (digits.len() - k).is_multiple_of(3) {
                 grouped.push(',');
             }
             grouped.push(ch);
