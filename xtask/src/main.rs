@@ -3,12 +3,18 @@
 //! ```text
 //! cargo xtask ci              layout and layer checks, fmt --check, clippy -D warnings, tests
 //! cargo xtask check-layers    only the architecture checks (fast, no build)
+//! cargo xtask bench [--quick] [--save-baseline NAME] [--baseline NAME] [LAYER...]
+//!                             every benchmark, references side by side, report
+//!                             in target/fog-bench/ (see benches/README.md)
 //! ```
 //!
-//! Both take `--workspace-root DIR` to run against another workspace (the
+//! All take `--workspace-root DIR` to run against another workspace (the
 //! tests use it on fixture workspaces). Cargo is called through `$CARGO`.
 
+mod bench;
 mod layers;
+mod plot;
+mod report;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -28,7 +34,7 @@ const CLIPPY_COMMAND: &[&str] = &[
     "warnings",
 ];
 
-const USAGE: &str = "usage: cargo xtask <ci | check-layers> [--workspace-root DIR]";
+const USAGE: &str = "usage: cargo xtask <ci | check-layers | bench> [--workspace-root DIR] (bench --help for its options)";
 
 fn main() -> ExitCode {
     match run(env::args().skip(1).collect()) {
@@ -43,6 +49,9 @@ fn main() -> ExitCode {
 fn run(args: Vec<String>) -> Result<(), String> {
     let mut args = args.into_iter();
     let task = args.next().ok_or_else(|| USAGE.to_owned())?;
+    if task == "bench" {
+        return bench::run(default_root(), args.collect());
+    }
     let mut root = default_root();
     while let Some(arg) = args.next() {
         match arg.as_str() {
