@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use clap::{Args, Subcommand};
 
-use crate::cli::{GlobalArgs, Pending};
+use crate::cli::GlobalArgs;
 
 /// `fog bench`.
 #[derive(Debug, Args)]
