@@ -264,9 +264,11 @@ impl fmt::Debug for Inbound {
 }
 
 impl Inbound {
-    /// Hands one received packet to a worker, waiting while every worker
-    /// queue is full (back-pressure). Returns false once the node is gone.
-    pub async fn deliver(&self, packet: Vec<u8>) -> bool {
+    /// Counts a received packet and offers it to each worker queue in turn,
+    /// starting at the next one in rotation. `Ok(true)` once queued,
+    /// `Ok(false)` when the node is gone, and the packet back with the queue
+    /// it started at when every queue is full.
+    fn offer(&self, packet: Vec<u8>) -> Result<bool, (usize, Vec<u8>)> {
         bump(&self.shared.counters.received);
         let n = self.queues.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
@@ -274,45 +276,43 @@ impl Inbound {
         for i in 0..n {
             match self.queues[(start + i) % n].try_send(packet) {
                 Ok(()) => {
-                    self.shared
-                        .counters
-                        .inbound_depth
-                        .fetch_add(1, Ordering::Relaxed);
-                    return true;
+                    self.queued();
+                    return Ok(true);
                 }
                 Err(mpsc::error::TrySendError::Full(p)) => packet = p,
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(false),
             }
         }
-        let ok = self.queues[start].send(packet).await.is_ok();
-        if ok {
-            self.shared
-                .counters
-                .inbound_depth
-                .fetch_add(1, Ordering::Relaxed);
+        Err((start, packet))
+    }
+
+    fn queued(&self) {
+        self.shared
+            .counters
+            .inbound_depth
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hands one received packet to a worker, waiting while every worker
+    /// queue is full (back-pressure). Returns false once the node is gone.
+    pub async fn deliver(&self, packet: Vec<u8>) -> bool {
+        match self.offer(packet) {
+            Ok(queued) => queued,
+            Err((start, packet)) => {
+                let ok = self.queues[start].send(packet).await.is_ok();
+                if ok {
+                    self.queued();
+                }
+                ok
+            }
         }
-        ok
     }
 
     /// Like [`deliver`](Self::deliver) without waiting: when every worker
     /// queue is full the packet is dropped and counted as overload.
     pub fn try_deliver(&self, packet: Vec<u8>) -> bool {
-        bump(&self.shared.counters.received);
-        let n = self.queues.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let mut packet = packet;
-        for i in 0..n {
-            match self.queues[(start + i) % n].try_send(packet) {
-                Ok(()) => {
-                    self.shared
-                        .counters
-                        .inbound_depth
-                        .fetch_add(1, Ordering::Relaxed);
-                    return true;
-                }
-                Err(mpsc::error::TrySendError::Full(p)) => packet = p,
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            }
+        if let Ok(queued) = self.offer(packet) {
+            return queued;
         }
         bump(&self.shared.counters.dropped_overload);
         false
