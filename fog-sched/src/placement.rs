@@ -250,6 +250,21 @@ struct NodeStatic {
     privacy: u8,
 }
 
+/// The per-decision inputs of [`Scheduler::scan_nodes`].
+struct Scan<'a> {
+    job: &'a Job,
+    need: [u64; 3],
+    need_f: [f32; 3],
+    privacy: u8,
+    simple: bool,
+    lat_scale: f32,
+    w_load: f32,
+    class: usize,
+    market: [f32; 4],
+    start: usize,
+    limit: usize,
+}
+
 /// The 64 bytes per node that the scored scan reads (single precision:
 /// the score is a heuristic; the capacity check stays exact in integers and
 /// [`Cluster::assign`] has the last word).
@@ -457,59 +472,92 @@ impl Scheduler {
         let n = self.statics.len();
         let limit = self.score_limit.unwrap_or(n).max(1);
         let start = if limit < n { self.scan_start % n } else { 0 };
-        let need_f = need.map(|v| v as f32);
         let (ox, oy, oh) = (ox as f32, oy as f32, oh as f32);
-        let (lat_scale, w_load) = (lat_scale as f32, w.load as f32);
-        let market = market.map(|v| v as f32);
+        let scan = Scan {
+            job,
+            need,
+            need_f: need.map(|v| v as f32),
+            privacy,
+            simple,
+            lat_scale: lat_scale as f32,
+            w_load: w.load as f32,
+            class,
+            market: market.map(|v| v as f32),
+            start,
+            limit,
+        };
+        let coords = move |h: &Hot| {
+            let dx = ox - h.x;
+            let dy = oy - h.y;
+            (dx * dx + dy * dy).sqrt() + oh + h.height
+        };
+        // One monomorphised loop per latency source, so the common case (no
+        // origin node) pays nothing for measured latencies.
+        let (best, stop) = match (origin_index, row) {
+            (None, _) => self.scan_nodes(&scan, |_, h| coords(h)),
+            (Some(o), None) => self.scan_nodes(&scan, |i, h| if i == o { 0.0 } else { coords(h) }),
+            (Some(o), Some(row)) => self.scan_nodes(&scan, |i, h| {
+                if i == o {
+                    0.0
+                } else if row[i].is_nan() {
+                    coords(h)
+                } else {
+                    row[i]
+                }
+            }),
+        };
+        self.scan_start = stop;
+        best
+    }
+
+    /// The scored scan over the rotated node range with `latency(i, hot)`
+    /// as the unloaded latency to node `i`: the best node, if any, and where
+    /// the next scan should start.
+    #[inline]
+    fn scan_nodes(
+        &self,
+        p: &Scan<'_>,
+        latency: impl Fn(usize, &Hot) -> f32,
+    ) -> (Option<usize>, usize) {
+        let n = self.hot.len();
         let mut best = (usize::MAX, f32::INFINITY);
         let mut found = 0;
-        let mut stop = start;
+        let mut stop = p.start;
         // The two halves of the rotated range as plain loops (a chained
         // iterator keeps the compiler from tightening the body).
-        'scan: for (lo, hi) in [(start, n), (0, start)] {
+        'scan: for (lo, hi) in [(p.start, n), (0, p.start)] {
             for (i, h) in self.hot[lo..hi].iter().enumerate() {
                 let i = lo + i;
-                if u64::from(h.free[0]) < need[0]
-                    || u64::from(h.free[1]) < need[1]
-                    || u64::from(h.free[2]) < need[2]
-                    || privacy > h.privacy
+                if u64::from(h.free[0]) < p.need[0]
+                    || u64::from(h.free[1]) < p.need[1]
+                    || u64::from(h.free[2]) < p.need[2]
+                    || p.privacy > h.privacy
                 {
                     continue;
                 }
-                if !simple && !self.cluster.is_feasible(job, i) {
+                if !p.simple && !self.cluster.is_feasible(p.job, i) {
                     continue;
                 }
                 // Dominant share after placement.
-                let load = (h.used_share[0] + need_f[0] * h.inv_cap[0])
-                    .max(h.used_share[1] + need_f[1] * h.inv_cap[1])
-                    .max(h.used_share[2] + need_f[2] * h.inv_cap[2]);
-                let measured = if origin_index == Some(i) {
-                    0.0
-                } else {
-                    row.map_or(f32::NAN, |r| r[i])
-                };
-                let base = if measured.is_nan() {
-                    let dx = ox - h.x;
-                    let dy = oy - h.y;
-                    (dx * dx + dy * dy).sqrt() + oh + h.height
-                } else {
-                    measured
-                };
-                let latency = base * (1.0 + load.min(1.0));
-                let score =
-                    lat_scale * latency + w_load * load + h.fixed[class] + market[h.tier as usize];
+                let load = (h.used_share[0] + p.need_f[0] * h.inv_cap[0])
+                    .max(h.used_share[1] + p.need_f[1] * h.inv_cap[1])
+                    .max(h.used_share[2] + p.need_f[2] * h.inv_cap[2]);
+                let latency = latency(i, h) * (1.0 + load.min(1.0));
+                let score = p.lat_scale * latency
+                    + p.w_load * load
+                    + h.fixed[p.class]
+                    + p.market[h.tier as usize];
                 if score < best.1 {
                     best = (i, score);
                 }
                 found += 1;
-                if found >= limit {
+                if found >= p.limit {
                     stop = i + 1;
                     break 'scan;
                 }
             }
         }
-        self.scan_start = stop;
-        (best.0 != usize::MAX).then_some(best.0)
+        ((best.0 != usize::MAX).then_some(best.0), stop)
     }
 
     /// Scores at most `limit` feasible nodes per decision in the scored fast
