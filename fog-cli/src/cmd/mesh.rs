@@ -286,11 +286,7 @@ fn data_dir(options: &NodeOptions) -> PathBuf {
 }
 
 fn default_dir(given: Option<&PathBuf>) -> PathBuf {
-    given.cloned().unwrap_or_else(|| {
-        std::env::var_os("FOG_DATA_DIR")
-            .map_or_else(|| PathBuf::from(".fog"), PathBuf::from)
-            .join("mesh")
-    })
+    super::layer_dir(given, "mesh")
 }
 
 fn key_path(dir: &Path, name: &str) -> PathBuf {

@@ -199,11 +199,7 @@ fn from_hex(text: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 fn default_dir(given: Option<&PathBuf>) -> PathBuf {
-    given.cloned().unwrap_or_else(|| {
-        std::env::var_os("FOG_DATA_DIR")
-            .map_or_else(|| PathBuf::from(".fog"), PathBuf::from)
-            .join("mix")
-    })
+    super::layer_dir(given, "mix")
 }
 
 fn key_path(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
@@ -721,26 +717,32 @@ pub(crate) fn bench(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()>
 
     let runtime = runtime()?;
     let (pipeline_pps, p50, p99, offered) = runtime.block_on(async {
+        // A fresh node on every core that stamps each packet it sends.
+        let start_node = || -> anyhow::Result<_> {
+            let stamp = Arc::new(Stamp {
+                origin: Instant::now(),
+                out: Mutex::new(Vec::with_capacity(n)),
+                sent: AtomicU64::new(0),
+            });
+            let (node, deliveries) = MixNode::start(
+                NodeConfig::new(PacketConfig::default()).with_workers(cores),
+                0,
+                secret.clone(),
+                ReplayFilter::in_memory(0, &ReplayConfig::new(4 * n as u64))?,
+                stamp.clone(),
+            )?;
+            Ok((stamp, node, deliveries))
+        };
         // The node pipeline, every core, delays zeroed.
-        let stamp = Arc::new(Stamp {
-            origin: Instant::now(),
-            out: Mutex::new(Vec::with_capacity(n)),
-            sent: AtomicU64::new(0),
-        });
-        let (node, _deliveries) = MixNode::start(
-            NodeConfig::new(PacketConfig::default()).with_workers(cores),
-            0,
-            secret.clone(),
-            ReplayFilter::in_memory(0, &ReplayConfig::new(4 * n as u64))?,
-            stamp.clone(),
-        )?;
+        let (stamp, node, _deliveries) = start_node()?;
         let inbound = node.inbound();
         let started = Instant::now();
         for p in &packets {
             inbound.deliver(p.clone()).await;
         }
         while stamp.sent.load(Ordering::Relaxed) < n as u64 {
-            if node.stats().forwarded + node.stats().dropped_overload >= n as u64 {
+            let stats = node.stats();
+            if stats.forwarded + stats.dropped_overload >= n as u64 {
                 break;
             }
             tokio::time::sleep(Duration::from_micros(200)).await;
@@ -751,18 +753,7 @@ pub(crate) fn bench(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()>
         // Added latency at half that rate, with a 1 ms delay on every packet.
         let delay = Duration::from_millis(1);
         let timed = bench_packets(n, key, delay)?;
-        let stamp = Arc::new(Stamp {
-            origin: Instant::now(),
-            out: Mutex::new(Vec::with_capacity(n)),
-            sent: AtomicU64::new(0),
-        });
-        let (node, _deliveries) = MixNode::start(
-            NodeConfig::new(PacketConfig::default()).with_workers(cores),
-            0,
-            secret.clone(),
-            ReplayFilter::in_memory(0, &ReplayConfig::new(4 * n as u64))?,
-            stamp.clone(),
-        )?;
+        let (stamp, node, _deliveries) = start_node()?;
         let inbound = node.inbound();
         let offered = pipeline_pps / 2.0;
         let gap = Duration::from_secs_f64(1.0 / offered);

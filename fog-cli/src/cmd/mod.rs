@@ -47,3 +47,16 @@ pub(crate) fn unavailable(group: &str, layer: &str) -> anyhow::Error {
     }
     .into()
 }
+
+/// A layer's data directory: `given`, else `$FOG_DATA_DIR/LAYER`, else
+/// `./.fog/LAYER`.
+pub(crate) fn layer_dir(given: Option<&std::path::PathBuf>, layer: &str) -> std::path::PathBuf {
+    given.cloned().unwrap_or_else(|| {
+        std::env::var_os("FOG_DATA_DIR")
+            .map_or_else(
+                || std::path::PathBuf::from(".fog"),
+                std::path::PathBuf::from,
+            )
+            .join(layer)
+    })
+}
