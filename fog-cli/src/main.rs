@@ -5,6 +5,7 @@
 
 mod cli;
 mod cmd;
+mod node;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
