@@ -53,10 +53,10 @@ pub(crate) enum LogFormat {
 /// The command groups.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run and inspect a full fog node (not available yet)
-    Node(Pending),
-    /// Start a local fog network on loopback (not available yet)
-    Devnet(Pending),
+    /// Run and inspect a full fog node
+    Node(crate::cmd::node::NodeArgs),
+    /// Start a local fog network on loopback and run the sample workload
+    Devnet(crate::cmd::devnet::DevnetArgs),
     /// Submit, run and follow jobs
     Job(crate::cmd::job::JobArgs),
     /// Benchmark a layer and print its figures

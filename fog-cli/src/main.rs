@@ -31,7 +31,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Completions(args) => cmd::completions::run(&args, &mut io::stdout().lock()),
         Command::Job(args) => cmd::job::run(args, &cli.global),
-        Command::Node(_) | Command::Devnet(_) | Command::Tui(_) => {
+        Command::Node(args) => cmd::node::run(args, &cli.global),
+        Command::Devnet(args) => cmd::devnet::run(args, &cli.global),
+        Command::Tui(_) => {
             Err(cmd::unavailable(group, "the node runtime"))
         }
         Command::Bench(args) => cmd::bench::run(&args, &cli.global),

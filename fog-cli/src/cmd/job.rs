@@ -1,6 +1,7 @@
-//! `fog job`: run work through fog-exec. For now only `fog job run`, which
-//! runs one task on this machine (no network) and prints its result; the
-//! `fog bench exec` figures live here too ([`bench`]).
+//! `fog job`: `fog job run` runs one task on this machine (no network)
+//! and prints its result; `submit`, `status`, `logs`, `cancel` and `list`
+//! ([`crate::cmd::job_api`]) work with a running node. The `fog bench exec`
+//! figures live here too ([`bench`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ use crate::cmd::Failure;
 /// `fog job ...`.
 #[derive(Debug, Args)]
 pub(crate) struct JobArgs {
+    #[command(flatten)]
+    pub(crate) node: crate::cmd::job_api::NodeSelect,
     #[command(subcommand)]
     pub(crate) command: JobCommand,
 }
@@ -28,6 +31,16 @@ pub(crate) struct JobArgs {
 pub(crate) enum JobCommand {
     /// Run one task on this machine in a sandbox and print its output
     Run(RunArgs),
+    /// Submit a job to the network through a running node
+    Submit(crate::cmd::job_api::SubmitArgs),
+    /// Show a job's state (--wait: until it ends)
+    Status(crate::cmd::job_api::StatusArgs),
+    /// Print a verified job's output
+    Logs(crate::cmd::job_api::IdArgs),
+    /// Cancel a job
+    Cancel(crate::cmd::job_api::IdArgs),
+    /// List the jobs submitted at a node
+    List,
 }
 
 /// `fog job run`.
@@ -62,8 +75,14 @@ pub(crate) struct RunArgs {
 
 /// Runs `fog job ...`.
 pub(crate) fn run(args: JobArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    use crate::cmd::job_api;
     match args.command {
         JobCommand::Run(run_args) => job_run(&run_args, global),
+        JobCommand::Submit(a) => job_api::submit(&a, &args.node, global),
+        JobCommand::Status(a) => job_api::status(&a, &args.node, global),
+        JobCommand::Logs(a) => job_api::logs(&a, &args.node, global),
+        JobCommand::Cancel(a) => job_api::cancel(&a, &args.node, global),
+        JobCommand::List => job_api::list(&args.node, global),
     }
 }
 

@@ -4,10 +4,13 @@
 pub(crate) mod bench;
 pub(crate) mod completions;
 pub(crate) mod dao;
+pub(crate) mod devnet;
 pub(crate) mod harvest;
 pub(crate) mod job;
+pub(crate) mod job_api;
 pub(crate) mod mesh;
 pub(crate) mod mix;
+pub(crate) mod node;
 pub(crate) mod p2p;
 pub(crate) mod sched;
 

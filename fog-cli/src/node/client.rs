@@ -54,11 +54,6 @@ impl ApiClient {
         Self::new(addr.trim(), &token)
     }
 
-    /// The API's base URL.
-    pub(crate) fn base(&self) -> &str {
-        &self.base
-    }
-
     async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
         let status = response.status();
         if status.is_success() {
@@ -146,16 +141,5 @@ impl ApiClient {
             .with_context(|| format!("POST {}/v1/shutdown", self.base))?;
         Self::check(response).await?;
         Ok(())
-    }
-
-    /// `GET /metrics` (OpenMetrics text; no token needed).
-    pub(crate) async fn metrics(&self) -> anyhow::Result<String> {
-        let response = self
-            .http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .with_context(|| format!("GET {}/metrics", self.base))?;
-        Ok(Self::check(response).await?.text().await?)
     }
 }

@@ -1,0 +1,202 @@
+//! The node runtime end to end, through the real binary: `fog devnet up`
+//! runs the sample workload to its summary, and nodes killed with SIGKILL
+//! come back without losing a job or a ledger entry.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fog_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fog"))
+}
+
+fn fog(args: &[&str]) -> std::process::Output {
+    Command::new(fog_path()).args(args).output().expect("fog runs")
+}
+
+fn json(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "fog failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON document")
+}
+
+/// Stops a devnet's nodes when the test ends, passed or not.
+struct Devnet(PathBuf);
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = fog(&["devnet", "down", "--dir", &self.0.display().to_string()]);
+        std::thread::sleep(Duration::from_millis(500));
+        for node in nodes(&self.0) {
+            if let Ok(pid) = std::fs::read_to_string(node.join("node.pid")) {
+                let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            }
+        }
+    }
+}
+
+fn nodes(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("node-")))
+        .collect();
+    v.sort();
+    v
+}
+
+fn dump_logs(dir: &Path) {
+    for node in nodes(dir) {
+        if let Ok(log) = std::fs::read_to_string(node.join("node.log")) {
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- {} (last lines)", node.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn devnet_runs_the_sample_workload_to_a_verified_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = dir.path().join("devnet");
+    let _guard = Devnet(devnet.clone());
+    let output = fog(&[
+        "--json",
+        "devnet",
+        "up",
+        "--nodes",
+        "5",
+        "--dir",
+        &devnet.display().to_string(),
+    ]);
+    if !output.status.success() {
+        dump_logs(&devnet);
+    }
+    let summary = json(&output);
+    let submitted = summary["jobs_submitted"].as_u64().unwrap();
+    assert!(submitted >= 20, "{summary}");
+    assert_eq!(summary["jobs_verified"].as_u64().unwrap(), submitted, "{summary}");
+    assert_eq!(summary["jobs_failed"].as_u64().unwrap(), 0, "{summary}");
+    assert!(summary["preemptions"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(summary["evidence_records"].as_u64().unwrap() >= 1, "{summary}");
+    assert!(summary["rewards_paid"].as_u64().unwrap() > 0, "{summary}");
+    for key in ["mix_pps", "jobs_submitted", "jobs_verified", "jobs_failed", "preemptions", "rewards_paid", "evidence_records"] {
+        assert!(summary.get(key).is_some(), "summary lacks {key}: {summary}");
+    }
+}
+
+fn spawn(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("node.log"))
+        .unwrap();
+    Command::new(fog_path())
+        .args(["-v", "node", "run", "--config"])
+        .arg(dir.join("config.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn kill9(dir: &Path) {
+    let pid = std::fs::read_to_string(dir.join("node.pid")).unwrap();
+    let status = Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
+    assert!(status.success());
+    // The API address of the dead process must not be used.
+    let _ = std::fs::remove_file(dir.join("api.addr"));
+}
+
+fn jobs(node: &Path) -> Option<Vec<serde_json::Value>> {
+    let output = fog(&["--json", "job", "--node", &node.display().to_string(), "list"]);
+    if !output.status.success() {
+        return None;
+    }
+    serde_json::from_slice::<serde_json::Value>(&output.stdout)
+        .ok()?
+        .as_array()
+        .cloned()
+}
+
+#[test]
+fn nodes_killed_with_sigkill_resume_without_losing_jobs_or_ledger_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = dir.path().join("devnet");
+    let _guard = Devnet(devnet.clone());
+    let up = fog(&[
+        "--json", "devnet", "up", "--nodes", "3", "--no-workload", "--dir", &devnet.display().to_string(),
+    ]);
+    json(&up);
+    let submitter = devnet.join("node-0");
+    let executor = devnet.join("node-2");
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("devnet/compute.wat");
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let out = fog(&[
+            "--json", "job", "--node", &submitter.display().to_string(), "submit",
+            "--wasm", &module.display().to_string(), "--name", &format!("k{i}"),
+            "--", "60000000",
+        ]);
+        ids.push(json(&out)["id"].as_str().unwrap().to_owned());
+    }
+    // Wait until work is under way, then kill the submitter (which holds
+    // the ledger) and an executor in the middle of it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = jobs(&submitter).unwrap_or_default();
+        if list.iter().any(|j| j["state"] == "running") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no job started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ledger_before = json(&fog(&["--json", "dao", "--data-dir", &submitter.display().to_string(), "status"]));
+    kill9(&submitter);
+    kill9(&executor);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut restarted = vec![spawn(&submitter), spawn(&executor)];
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let finished = loop {
+        if let Some(list) = jobs(&submitter) {
+            let verified = list.iter().filter(|j| j["state"] == "verified").count();
+            if list.len() == ids.len() && verified == ids.len() {
+                break list;
+            }
+            assert!(
+                list.iter().all(|j| j["state"] != "failed"),
+                "a job failed: {list:?}"
+            );
+        }
+        if Instant::now() > deadline {
+            dump_logs(&devnet);
+            panic!("jobs did not all verify after the restart: {:?}", jobs(&submitter));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for id in &ids {
+        assert!(finished.iter().any(|j| j["id"] == id.as_str()), "job {id} was lost");
+    }
+    // Every ledger entry from before is still there and the log verifies.
+    std::thread::sleep(Duration::from_secs(3));
+    let dao = submitter.display().to_string();
+    let after = json(&fog(&["--json", "dao", "--data-dir", &dao, "status"]));
+    let height = |v: &serde_json::Value| v["events"].as_u64().or_else(|| v["height"].as_u64()).unwrap_or(0);
+    assert!(height(&after) >= height(&ledger_before), "{ledger_before} -> {after}");
+    let verify = fog(&["--json", "dao", "--data-dir", &dao, "verify"]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    for child in &mut restarted {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
