@@ -154,7 +154,15 @@ fn four_containers_finish_every_job_when_one_is_cut_off() {
                     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
                     break v["node"]["peer_id"].as_str().unwrap().to_owned();
                 }
-                assert!(Instant::now() < deadline, "node 0 did not come up: {}", ok(&docker(&["logs", &name]), "logs"));
+                if Instant::now() > deadline {
+                    let logs = docker(&["logs", &name]);
+                    panic!(
+                        "node 0 did not come up: {}{}\nlast status call: {}",
+                        String::from_utf8_lossy(&logs.stdout),
+                        String::from_utf8_lossy(&logs.stderr),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
                 std::thread::sleep(Duration::from_millis(200));
             };
             bootstrap = format!("/ip4/{}/tcp/4001/p2p/{peer}", ip(0));

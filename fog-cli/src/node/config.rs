@@ -8,6 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+/// Settings that may be absent (`None`), settable from the environment.
+const OPTIONAL_KEYS: [&str; 2] = ["network", "mix_advertise"];
+
 /// Everything a node needs to start. Field names are the TOML keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,6 +43,9 @@ pub(crate) struct NodeConfig {
     pub(crate) memory_mb: u32,
     /// Tasks run at once.
     pub(crate) max_running: usize,
+    /// A replica silent this many seconds past its job's timeout is placed
+    /// again elsewhere.
+    pub(crate) task_grace_s: f64,
     /// Harvest policy: a TOML file path, or `default` (BOINC-like) or
     /// `dedicated` (a machine given to fog: no idle or load rule).
     pub(crate) policy: String,
@@ -82,6 +88,7 @@ impl Default for NodeConfig {
             cpu_millis: 0,
             memory_mb: 0,
             max_running: 0,
+            task_grace_s: 120.0,
             policy: "default".into(),
             sysfs_root: PathBuf::from("/sys"),
             procfs_root: PathBuf::from("/proc"),
@@ -114,6 +121,7 @@ impl NodeConfig {
             cpu_millis: 2_000,
             memory_mb: 2_048,
             max_running: 4,
+            task_grace_s: 15.0,
             ..Self::default()
         }
     }
@@ -140,6 +148,10 @@ impl NodeConfig {
                 continue;
             };
             let name = name.to_ascii_lowercase();
+            if OPTIONAL_KEYS.contains(&name.as_str()) {
+                table.insert(name, toml::Value::String(value.clone()));
+                continue;
+            }
             let Some(current) = table.get(&name) else {
                 bail!("{key}: no such node setting");
             };
@@ -169,13 +181,6 @@ impl NodeConfig {
                 _ => toml::Value::String(value.clone()),
             };
             table.insert(name, parsed);
-        }
-        // Optional keys absent from the table can still be set.
-        if let Ok(network) = std::env::var("FOG_NODE_NETWORK") {
-            table.insert("network".into(), toml::Value::String(network));
-        }
-        if let Ok(adv) = std::env::var("FOG_NODE_MIX_ADVERTISE") {
-            table.insert("mix_advertise".into(), toml::Value::String(adv));
         }
         *self = table.try_into().context("applying FOG_NODE_* variables")?;
         Ok(())

@@ -62,8 +62,6 @@ const PLACEMENT_PATIENCE: Duration = Duration::from_secs(300);
 const EXTRA_REPLICAS: u32 = 2;
 /// How long a work message waits in the store-and-forward queue.
 const MESSAGE_TTL: Duration = Duration::from_secs(3_600);
-/// A replica silent this long past its job's timeout is placed again.
-const STUCK_GRACE_MS: u64 = 120_000;
 /// Samples kept for sparklines.
 const HISTORY: usize = 120;
 
@@ -1320,7 +1318,7 @@ impl Runtime {
         for id in &ids {
             let mut job = state.jobs[id].clone();
             let before = job.clone();
-            let patience_ms = (job.request.timeout_s.unwrap_or(60.0) * 1000.0) as u64 + STUCK_GRACE_MS;
+            let patience_ms = ((job.request.timeout_s.unwrap_or(60.0) + self.config.task_grace_s.max(0.0)) * 1000.0) as u64;
             for r in job.replicas.iter_mut() {
                 let stuck = now_ms().saturating_sub(r.sent_ms) > patience_ms;
                 if r.state == ReplicaState::Sent && (failed.contains(&r.peer) || stuck) {
