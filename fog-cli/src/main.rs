@@ -33,9 +33,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Job(args) => cmd::job::run(args, &cli.global),
         Command::Node(args) => cmd::node::run(args, &cli.global),
         Command::Devnet(args) => cmd::devnet::run(args, &cli.global),
-        Command::Tui(_) => {
-            Err(cmd::unavailable(group, "the node runtime"))
-        }
+        Command::Tui(_) => Err(cmd::unavailable(group, "the node runtime")),
         Command::Bench(args) => cmd::bench::run(&args, &cli.global),
         Command::Dao(args) => cmd::dao::run(args, &cli.global),
         Command::Mix(args) => cmd::mix::run(&args, &cli.global),

@@ -124,10 +124,10 @@ pub(crate) fn run(args: DevnetArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             let rt = runtime()?;
             let mut stopped = 0;
             for node in node_dirs(&dir) {
-                if let Ok(client) = ApiClient::from_data_dir(&node) {
-                    if rt.block_on(client.shutdown()).is_ok() {
-                        stopped += 1;
-                    }
+                if let Ok(client) = ApiClient::from_data_dir(&node)
+                    && rt.block_on(client.shutdown()).is_ok()
+                {
+                    stopped += 1;
                 }
             }
             if global.json {
@@ -186,20 +186,29 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let dir = crate::cmd::layer_dir(args.dir.as_ref(), "devnet");
     let workload: Workload = match &args.workload {
-        Some(path) => toml::from_str(&std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
-            .with_context(|| format!("parsing {}", path.display()))?,
+        Some(path) => toml::from_str(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", path.display()))?,
         None => toml::from_str(WORKLOAD_TOML).context("parsing the embedded workload")?,
     };
     let module = wat::parse_str(COMPUTE_WAT).context("assembling the sample task")?;
     if dir.exists() {
         // Only ever a previous devnet: refuse anything else.
         if !dir.join("devnet.json").exists() && std::fs::read_dir(&dir)?.next().is_some() {
-            bail!("{} exists and is not a devnet directory; pick another --dir", dir.display());
+            bail!(
+                "{} exists and is not a devnet directory; pick another --dir",
+                dir.display()
+            );
         }
         std::fs::remove_dir_all(&dir).with_context(|| format!("emptying {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("devnet.json"), serde_json::json!({ "nodes": args.nodes }).to_string())?;
+    std::fs::write(
+        dir.join("devnet.json"),
+        serde_json::json!({ "nodes": args.nodes }).to_string(),
+    )?;
     let quiet = global.json || global.quiet;
     let say = |text: &str| {
         if !quiet {
@@ -224,7 +233,10 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         // Fixed ports, so that a node restarted later is found again.
         let port = free_port()?;
         config.listen = vec![format!("/ip4/127.0.0.1/tcp/{port}")];
-        addrs.push(format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", crate::node::runtime::peer_id_of(&seed)?));
+        addrs.push(format!(
+            "/ip4/127.0.0.1/tcp/{port}/p2p/{}",
+            crate::node::runtime::peer_id_of(&seed)?
+        ));
         seeds.push(seed);
         configs.push(config);
     }
@@ -239,21 +251,30 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     genesis(&dir.join("node-0").join("dao"), &seeds)?;
 
     let exe = std::env::current_exe().context("finding the fog binary")?;
-    let mut nodes = Nodes { children: Vec::new(), keep: args.keep };
+    let mut nodes = Nodes {
+        children: Vec::new(),
+        keep: args.keep,
+    };
     let rt = runtime()?;
     let mut clients = Vec::new();
     for (i, config) in configs.iter().enumerate() {
-        let child = spawn_node(&exe, &config.data_dir).with_context(|| format!("starting node {i}"))?;
+        let child =
+            spawn_node(&exe, &config.data_dir).with_context(|| format!("starting node {i}"))?;
         nodes.children.push(child);
     }
     for (i, config) in configs.iter().enumerate() {
         let client = rt
-            .block_on(wait_api(&config.data_dir, Duration::from_secs(60)))
-            .with_context(|| format!("node {i} did not come up (see {})", config.data_dir.join("node.log").display()))?;
+            .block_on(wait_api(&config.data_dir, Duration::from_mins(1)))
+            .with_context(|| {
+                format!(
+                    "node {i} did not come up (see {})",
+                    config.data_dir.join("node.log").display()
+                )
+            })?;
         clients.push(client);
         say(&format!("node-{i} up"));
     }
-    rt.block_on(wait_membership(&clients, Duration::from_secs(60)))?;
+    rt.block_on(wait_membership(&clients, Duration::from_mins(1)))?;
     say(&format!("{n} nodes see each other"));
     if args.no_workload {
         nodes.keep = true;
@@ -264,7 +285,11 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             });
             println!("{doc}");
         } else {
-            println!("devnet of {n} nodes running in {} (`fog devnet down --dir {}` stops it)", dir.display(), dir.display());
+            println!(
+                "devnet of {n} nodes running in {} (`fog devnet down --dir {}` stops it)",
+                dir.display(),
+                dir.display()
+            );
         }
         return Ok(());
     }
@@ -276,10 +301,20 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let mut all_ids = Vec::new();
     for phase in [1u8, 0] {
         let mut phase_ids = Vec::new();
-        for job in workload.job.iter().filter(|j| if phase == 1 { j.phase == 1 } else { j.phase != 1 }) {
+        for job in workload.job.iter().filter(|j| {
+            if phase == 1 {
+                j.phase == 1
+            } else {
+                j.phase != 1
+            }
+        }) {
             let copies = if job.per_node { n } else { 1 };
             for c in 0..copies {
-                let name = if copies > 1 { format!("{}-{c}", job.name) } else { job.name.clone() };
+                let name = if copies > 1 {
+                    format!("{}-{c}", job.name)
+                } else {
+                    job.name.clone()
+                };
                 let replicas = match job.replicas {
                     Some(0) => args.nodes,
                     Some(r) => r.min(args.nodes),
@@ -296,7 +331,11 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
                     depends_on: job
                         .depends_on
                         .iter()
-                        .map(|d| ids.get(d).cloned().with_context(|| format!("{name}: unknown dependency {d}")))
+                        .map(|d| {
+                            ids.get(d)
+                                .cloned()
+                                .with_context(|| format!("{name}: unknown dependency {d}"))
+                        })
                         .collect::<anyhow::Result<_>>()?,
                     gang: job.gang.clone(),
                     gang_size: job.gang_size,
@@ -310,7 +349,12 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         }
         if phase == 1 && !phase_ids.is_empty() {
             // Let phase 1 occupy the nodes before the urgent work arrives.
-            rt.block_on(wait_states(submitter, &phase_ids, &["running", "verified", "failed"], Duration::from_secs(60)))?;
+            rt.block_on(wait_states(
+                submitter,
+                &phase_ids,
+                &["running", "verified", "failed"],
+                Duration::from_mins(1),
+            ))?;
         }
     }
     say(&format!("submitted {} jobs", all_ids.len()));
@@ -328,15 +372,20 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     } else {
         let bar = indicatif::ProgressBar::new(all_ids.len() as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} jobs ended {elapsed} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} jobs ended {elapsed} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     };
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     loop {
         let jobs = rt.block_on(submitter.jobs())?;
-        let ended = jobs.iter().filter(|j| crate::cmd::job_api::is_final(&j.state)).count();
+        let ended = jobs
+            .iter()
+            .filter(|j| crate::cmd::job_api::is_final(&j.state))
+            .count();
         bar.set_position(ended as u64);
         if ended >= all_ids.len() || Instant::now() > deadline {
             break;
@@ -347,7 +396,10 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     // Let the ledger settle the last verified jobs.
     std::thread::sleep(Duration::from_secs(3));
 
-    let statuses: Vec<StatusSnapshot> = clients.iter().filter_map(|c| rt.block_on(c.status()).ok()).collect();
+    let statuses: Vec<StatusSnapshot> = clients
+        .iter()
+        .filter_map(|c| rt.block_on(c.status()).ok())
+        .collect();
     let jobs = rt.block_on(submitter.jobs())?;
     let head = &statuses[0];
     let summary = Summary {
@@ -366,7 +418,14 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         failed_jobs: jobs
             .iter()
             .filter(|j| j.state != "verified")
-            .map(|j| format!("{} ({}): {}", j.name, j.state, j.error.clone().unwrap_or_default()))
+            .map(|j| {
+                format!(
+                    "{} ({}): {}",
+                    j.name,
+                    j.state,
+                    j.error.clone().unwrap_or_default()
+                )
+            })
             .collect(),
     };
     if !args.keep {
@@ -404,7 +463,11 @@ fn print_summary(s: &Summary, json: bool) -> anyhow::Result<()> {
     writeln!(out, "  preemptions      {}", s.preemptions)?;
     writeln!(out, "  rewards paid     {} tokens", s.rewards_paid)?;
     writeln!(out, "  mix throughput   {:.1} packets/s", s.mix_pps)?;
-    writeln!(out, "  evidence records {} (ledger: {} slashing events)", s.evidence_records, s.ledger_evidence_events)?;
+    writeln!(
+        out,
+        "  evidence records {} (ledger: {} slashing events)",
+        s.evidence_records, s.ledger_evidence_events
+    )?;
     for f in &s.failed_jobs {
         writeln!(out, "  not verified: {f}")?;
     }
@@ -424,9 +487,16 @@ fn genesis(dao_dir: &Path, seeds: &[[u8; 32]]) -> anyhow::Result<()> {
         ledger.submit(
             &authority,
             time,
-            fog_dao::Body::Mint { to: key.account(), rule: fog_dao::EarningRule::Hosting, units: 1_000 },
+            fog_dao::Body::Mint {
+                to: key.account(),
+                rule: fog_dao::EarningRule::Hosting,
+                units: 1_000,
+            },
         )?;
-        let balance = ledger.state().account(&key.account()).map_or(0, fog_dao::Account::balance);
+        let balance = ledger
+            .state()
+            .account(&key.account())
+            .map_or(0, fog_dao::Account::balance);
         ledger.submit(&key, time, fog_dao::Body::Bond { amount: balance })?;
     }
     Ok(())
@@ -459,15 +529,18 @@ fn free_port() -> anyhow::Result<u16> {
 async fn wait_api(dir: &Path, timeout: Duration) -> anyhow::Result<ApiClient> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(client) = ApiClient::from_data_dir(dir) {
-            if let Ok(status) = client.status().await {
-                if !status.node.listen.is_empty() {
-                    return Ok(client);
-                }
-            }
+        if let Ok(client) = ApiClient::from_data_dir(dir)
+            && let Ok(status) = client.status().await
+            && !status.node.listen.is_empty()
+        {
+            return Ok(client);
         }
         if Instant::now() > deadline {
-            bail!("no answer from the node in {} within {} s", dir.display(), timeout.as_secs());
+            bail!(
+                "no answer from the node in {} within {} s",
+                dir.display(),
+                timeout.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -480,26 +553,38 @@ async fn wait_membership(clients: &[ApiClient], timeout: Duration) -> anyhow::Re
     loop {
         let mut ok = true;
         for c in clients {
-            let alive = c.status().await.map_or(0, |s| s.peers.iter().filter(|p| p.alive).count());
+            let alive = c
+                .status()
+                .await
+                .map_or(0, |s| s.peers.iter().filter(|p| p.alive).count());
             ok &= alive >= want;
         }
         if ok {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the nodes did not all see each other within {} s", timeout.as_secs());
+            bail!(
+                "the nodes did not all see each other within {} s",
+                timeout.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 /// Waits until every job in `ids` is in one of `states`.
-async fn wait_states(client: &ApiClient, ids: &[String], states: &[&str], timeout: Duration) -> anyhow::Result<()> {
+async fn wait_states(
+    client: &ApiClient,
+    ids: &[String],
+    states: &[&str],
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let jobs = client.jobs().await?;
         let ready = ids.iter().all(|id| {
-            jobs.iter().any(|j| &j.id == id && states.contains(&j.state.as_str()))
+            jobs.iter()
+                .any(|j| &j.id == id && states.contains(&j.state.as_str()))
         });
         if ready {
             return Ok(());
@@ -514,5 +599,8 @@ async fn wait_states(client: &ApiClient, ids: &[String], states: &[&str], timeou
 /// Opens the live monitor on the devnet's nodes.
 fn open_tui(dir: &Path, global: &GlobalArgs) -> anyhow::Result<()> {
     let _ = (dir, global);
-    Err(crate::cmd::unavailable("devnet up --tui", "the terminal monitor"))
+    Err(crate::cmd::unavailable(
+        "devnet up --tui",
+        "the terminal monitor",
+    ))
 }

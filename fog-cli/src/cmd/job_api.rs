@@ -46,7 +46,12 @@ impl NodeSelect {
 #[derive(Debug, Args)]
 pub(crate) struct SubmitArgs {
     /// WASI preview 1 module (`.wasm` or `.wat`).
-    #[arg(long, value_name = "FILE", required_unless_present = "image", conflicts_with = "image")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "image",
+        conflicts_with = "image"
+    )]
     pub(crate) wasm: Option<PathBuf>,
     /// Container image name.
     #[arg(long, value_name = "NAME")]
@@ -123,7 +128,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub(crate) fn request_of(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
     let wasm_b64 = match &args.wasm {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let bytes = if path.extension().is_some_and(|e| e == "wat") {
                 wat::parse_bytes(&bytes)
                     .with_context(|| format!("parsing {}", path.display()))?
@@ -178,7 +184,11 @@ pub(crate) async fn wait_for(client: &ApiClient, id: &str, quiet: bool) -> anyho
             "{} {} on {}",
             job.id,
             job.state,
-            if job.nodes.is_empty() { "-".to_owned() } else { job.nodes.join(",") }
+            if job.nodes.is_empty() {
+                "-".to_owned()
+            } else {
+                job.nodes.join(",")
+            }
         ));
         if is_final(&job.state) {
             bar.finish_and_clear();
@@ -189,7 +199,11 @@ pub(crate) async fn wait_for(client: &ApiClient, id: &str, quiet: bool) -> anyho
 }
 
 /// `fog job submit`.
-pub(crate) fn submit(args: &SubmitArgs, select: &NodeSelect, global: &GlobalArgs) -> anyhow::Result<()> {
+pub(crate) fn submit(
+    args: &SubmitArgs,
+    select: &NodeSelect,
+    global: &GlobalArgs,
+) -> anyhow::Result<()> {
     let request = request_of(args)?;
     let client = select.client()?;
     runtime()?.block_on(async {
@@ -229,7 +243,11 @@ async fn print_outcome(client: &ApiClient, job: &JobView, json: bool) -> anyhow:
 }
 
 /// `fog job status`.
-pub(crate) fn status(args: &StatusArgs, select: &NodeSelect, global: &GlobalArgs) -> anyhow::Result<()> {
+pub(crate) fn status(
+    args: &StatusArgs,
+    select: &NodeSelect,
+    global: &GlobalArgs,
+) -> anyhow::Result<()> {
     let client = select.client()?;
     runtime()?.block_on(async {
         let job = if args.wait {
@@ -263,11 +281,18 @@ pub(crate) fn logs(args: &IdArgs, select: &NodeSelect, global: &GlobalArgs) -> a
 }
 
 /// `fog job cancel`.
-pub(crate) fn cancel(args: &IdArgs, select: &NodeSelect, global: &GlobalArgs) -> anyhow::Result<()> {
+pub(crate) fn cancel(
+    args: &IdArgs,
+    select: &NodeSelect,
+    global: &GlobalArgs,
+) -> anyhow::Result<()> {
     let client = select.client()?;
     runtime()?.block_on(client.cancel(&args.id))?;
     if global.json {
-        println!("{}", serde_json::json!({ "id": args.id, "cancelled": true }));
+        println!(
+            "{}",
+            serde_json::json!({ "id": args.id, "cancelled": true })
+        );
     } else {
         println!("cancelled {}", args.id);
     }
@@ -287,7 +312,10 @@ pub(crate) fn list(select: &NodeSelect, global: &GlobalArgs) -> anyhow::Result<(
 }
 
 fn print_table(jobs: &[JobView]) {
-    println!("{:<24} {:<16} {:<5} {:<12} {:<10} {}", "ID", "NAME", "CLASS", "PRIVACY", "STATE", "NODES");
+    println!(
+        "{:<24} {:<16} {:<5} {:<12} {:<10} NODES",
+        "ID", "NAME", "CLASS", "PRIVACY", "STATE"
+    );
     for j in jobs {
         println!(
             "{:<24} {:<16} {:<5} {:<12} {:<10} {}",

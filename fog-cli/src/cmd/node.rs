@@ -72,15 +72,16 @@ pub(crate) struct RunArgs {
 /// Runs `fog node ...`.
 pub(crate) fn run(args: NodeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     match args.command {
-        NodeCommand::Run(run) => node_run(run),
+        NodeCommand::Run(run) => node_run(&run),
         NodeCommand::Status(dir) => node_status(&dir, global),
         NodeCommand::Stop(dir) => {
-            let client = ApiClient::from_data_dir(&crate::cmd::layer_dir(dir.data_dir.as_ref(), "node"))?;
+            let client =
+                ApiClient::from_data_dir(&crate::cmd::layer_dir(dir.data_dir.as_ref(), "node"))?;
             runtime()?.block_on(client.shutdown())?;
-            if !global.json {
-                println!("asked the node to stop");
-            } else {
+            if global.json {
                 println!("{}", serde_json::json!({"stopping": true}));
+            } else {
+                println!("asked the node to stop");
             }
             Ok(())
         }
@@ -126,8 +127,8 @@ pub(crate) fn config_from(args: &RunArgs) -> anyhow::Result<NodeConfig> {
     Ok(config)
 }
 
-fn node_run(args: RunArgs) -> anyhow::Result<()> {
-    let config = config_from(&args)?;
+fn node_run(args: &RunArgs) -> anyhow::Result<()> {
+    let config = config_from(args)?;
     if config.ledger {
         crate::node::ledger_init(&config.data_dir.join("dao"))?;
     }
@@ -158,12 +159,9 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -185,8 +183,19 @@ fn node_status(args: &DirArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let n = &status.node;
-    writeln!(out, "{} ({}), up {} s, roles {}", n.name, n.peer_id, n.uptime_s, n.roles.join(","))?;
-    writeln!(out, "harvest: {} ({})", status.harvest.state, status.harvest.reason)?;
+    writeln!(
+        out,
+        "{} ({}), up {} s, roles {}",
+        n.name,
+        n.peer_id,
+        n.uptime_s,
+        n.roles.join(",")
+    )?;
+    writeln!(
+        out,
+        "harvest: {} ({})",
+        status.harvest.state, status.harvest.reason
+    )?;
     let alive = status.peers.iter().filter(|p| p.alive).count();
     writeln!(out, "peers: {alive} alive of {}", status.peers.len())?;
     for p in &status.peers {
@@ -204,7 +213,15 @@ fn node_status(args: &DirArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     writeln!(
         out,
         "jobs: {} submitted, {} pending, {} running, {} verified, {} failed, {} cancelled; {} preemptions, {} evidence; {} tasks run here",
-        c.submitted, c.pending, c.running, c.verified, c.failed, c.cancelled, c.preemptions, c.evidence, c.executed
+        c.submitted,
+        c.pending,
+        c.running,
+        c.verified,
+        c.failed,
+        c.cancelled,
+        c.preemptions,
+        c.evidence,
+        c.executed
     )?;
     if status.dao.ledger {
         writeln!(

@@ -60,8 +60,7 @@ impl ApiClient {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<ErrorResponse>(&text)
-            .map_or(text, |e| e.error);
+        let message = serde_json::from_str::<ErrorResponse>(&text).map_or(text, |e| e.error);
         bail!("the node answered {status}: {message}")
     }
 

@@ -76,7 +76,10 @@ impl Default for NodeConfig {
         Self {
             name: String::new(),
             data_dir: PathBuf::from(".fog/node"),
-            listen: vec!["/ip4/0.0.0.0/tcp/0".into(), "/ip4/0.0.0.0/udp/0/quic-v1".into()],
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0".into(),
+                "/ip4/0.0.0.0/udp/0/quic-v1".into(),
+            ],
             bootstrap: Vec::new(),
             network: None,
             local: false,
@@ -128,8 +131,8 @@ impl NodeConfig {
 
     /// Reads a TOML file over the defaults.
     pub(crate) fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 

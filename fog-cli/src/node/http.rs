@@ -30,7 +30,13 @@ struct App {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(ErrorResponse { error: message.into() })).into_response()
+    (
+        status,
+        Json(ErrorResponse {
+            error: message.into(),
+        }),
+    )
+        .into_response()
 }
 
 /// Creates the token file if missing and returns the token.
@@ -87,14 +93,22 @@ pub(crate) async fn serve(runtime: Arc<Runtime>) -> anyhow::Result<()> {
         .context("serving the control API")
 }
 
-async fn auth(State(app): State<App>, headers: HeaderMap, request: Request, next: Next) -> Response {
+async fn auth(
+    State(app): State<App>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !constant_time_eq(given.as_bytes(), app.token.as_bytes()) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (see api.token in the node's data directory)");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (see api.token in the node's data directory)",
+        );
     }
     next.run(request).await
 }
@@ -141,7 +155,12 @@ async fn logs(State(app): State<App>, Path(id): Path<String>) -> Response {
 async fn submit(State(app): State<App>, body: axum::body::Bytes) -> Response {
     let request: SubmitRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid job document: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid job document: {e}"),
+            );
+        }
     };
     match app.runtime.submit(request) {
         Ok(id) => (StatusCode::CREATED, Json(SubmitResponse { id })).into_response(),
@@ -166,7 +185,10 @@ async fn metrics(State(app): State<App>) -> Response {
     // Refreshes the gauges read on demand.
     let _ = app.runtime.status().await;
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         app.runtime.metrics.render(),
     )
         .into_response()

@@ -74,29 +74,105 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("node_info", "This node (name, version)", m.info.clone());
-        registry.register("node_peers_alive", "Nodes with a fresh heartbeat", m.peers_alive.clone());
-        registry.register("jobs_submitted", "Jobs submitted at this node", m.jobs_submitted.clone());
-        registry.register("jobs_verified", "Jobs whose result was verified", m.jobs_verified.clone());
+        registry.register(
+            "node_peers_alive",
+            "Nodes with a fresh heartbeat",
+            m.peers_alive.clone(),
+        );
+        registry.register(
+            "jobs_submitted",
+            "Jobs submitted at this node",
+            m.jobs_submitted.clone(),
+        );
+        registry.register(
+            "jobs_verified",
+            "Jobs whose result was verified",
+            m.jobs_verified.clone(),
+        );
         registry.register("jobs_failed", "Jobs that failed", m.jobs_failed.clone());
-        registry.register("jobs_preemptions", "Tasks preempted for S jobs", m.preemptions.clone());
-        registry.register("jobs_evidence", "Evidence records from verification", m.evidence.clone());
-        registry.register("tasks_executed", "Tasks this node ran for others", m.tasks_executed.clone());
+        registry.register(
+            "jobs_preemptions",
+            "Tasks preempted for S jobs",
+            m.preemptions.clone(),
+        );
+        registry.register(
+            "jobs_evidence",
+            "Evidence records from verification",
+            m.evidence.clone(),
+        );
+        registry.register(
+            "tasks_executed",
+            "Tasks this node ran for others",
+            m.tasks_executed.clone(),
+        );
         registry.register("jobs", "Jobs submitted here by state", m.jobs.clone());
-        registry.register("task_duration_seconds", "Wall time of tasks run here", m.task_duration.clone());
+        registry.register(
+            "task_duration_seconds",
+            "Wall time of tasks run here",
+            m.task_duration.clone(),
+        );
         registry.register("mix_packets", "Mix packets by event", m.mix_packets.clone());
-        registry.register("mix_latency_seconds", "End-to-end latency of own mix messages", m.mix_latency.clone());
-        registry.register("p2p_connected_peers", "Peers with an open connection", m.p2p_connected.clone());
-        registry.register("p2p_gossip_received", "GossipSub messages received", m.p2p_gossip_received.clone());
-        registry.register("p2p_queued_messages", "Messages in the store-and-forward queue", m.p2p_queued.clone());
-        registry.register("harvest_state", "1 for the harvest controller's current state", m.harvest_state.clone());
-        registry.register("harvest_cpu_share", "CPU share fog may use", m.harvest_cpu_share.clone());
-        registry.register("harvest_battery_percent", "Battery charge", m.harvest_battery.clone());
-        registry.register("harvest_temperature_celsius", "Hottest temperature", m.harvest_temperature.clone());
-        registry.register("dao_ledger_height", "Events in the ledger", m.dao_height.clone());
-        registry.register("dao_rewards_paid", "Tokens minted for verified work", m.dao_rewards.clone());
+        registry.register(
+            "mix_latency_seconds",
+            "End-to-end latency of own mix messages",
+            m.mix_latency.clone(),
+        );
+        registry.register(
+            "p2p_connected_peers",
+            "Peers with an open connection",
+            m.p2p_connected.clone(),
+        );
+        registry.register(
+            "p2p_gossip_received",
+            "GossipSub messages received",
+            m.p2p_gossip_received.clone(),
+        );
+        registry.register(
+            "p2p_queued_messages",
+            "Messages in the store-and-forward queue",
+            m.p2p_queued.clone(),
+        );
+        registry.register(
+            "harvest_state",
+            "1 for the harvest controller's current state",
+            m.harvest_state.clone(),
+        );
+        registry.register(
+            "harvest_cpu_share",
+            "CPU share fog may use",
+            m.harvest_cpu_share.clone(),
+        );
+        registry.register(
+            "harvest_battery_percent",
+            "Battery charge",
+            m.harvest_battery.clone(),
+        );
+        registry.register(
+            "harvest_temperature_celsius",
+            "Hottest temperature",
+            m.harvest_temperature.clone(),
+        );
+        registry.register(
+            "dao_ledger_height",
+            "Events in the ledger",
+            m.dao_height.clone(),
+        );
+        registry.register(
+            "dao_rewards_paid",
+            "Tokens minted for verified work",
+            m.dao_rewards.clone(),
+        );
         registry.register("dao_supply", "Tokens in circulation", m.dao_supply.clone());
-        registry.register("sched_placements", "Replicas placed by this node", m.placements.clone());
-        registry.register("sched_reputation", "This node's reputation of a peer", m.reputation.clone());
+        registry.register(
+            "sched_placements",
+            "Replicas placed by this node",
+            m.placements.clone(),
+        );
+        registry.register(
+            "sched_reputation",
+            "This node's reputation of a peer",
+            m.reputation.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -131,12 +207,25 @@ mod tests {
     fn renders_openmetrics_with_the_dashboard_names() {
         let m = Metrics::new();
         m.jobs_submitted.inc();
-        m.mix_packets.get_or_create(&label("event", "received")).inc_by(3);
-        Metrics::one_hot(&m.harvest_state, "state", &["harvesting", "suspended"], "harvesting");
+        m.mix_packets
+            .get_or_create(&label("event", "received"))
+            .inc_by(3);
+        Metrics::one_hot(
+            &m.harvest_state,
+            "state",
+            &["harvesting", "suspended"],
+            "harvesting",
+        );
         let text = m.render();
         assert!(text.contains("fog_jobs_submitted_total 1"), "{text}");
-        assert!(text.contains("fog_mix_packets_total{event=\"received\"} 3"), "{text}");
-        assert!(text.contains("fog_harvest_state{state=\"harvesting\"} 1"), "{text}");
+        assert!(
+            text.contains("fog_mix_packets_total{event=\"received\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fog_harvest_state{state=\"harvesting\"} 1"),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

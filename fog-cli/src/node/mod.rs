@@ -22,7 +22,8 @@ pub(crate) fn ledger_init(dir: &Path) -> anyhow::Result<()> {
     if path.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir.join("keys")).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("keys"))
+        .with_context(|| format!("creating {}", dir.display()))?;
     let mut keys = Vec::new();
     for name in ["authority", "log"] {
         let p = dir.join("keys").join(format!("{name}.key"));

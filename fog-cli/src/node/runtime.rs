@@ -27,7 +27,9 @@ use fog_exec::{
 };
 use fog_harvest::{Conditions, Controller, LinuxSensors, Policy, Sensors, WorkControl, WorkError};
 use fog_p2p::{Event, PeerId, Priority};
-use fog_sched::model::{Cluster, GangId, Job, JobId, Node as SchedNode, NodeId, Resources, SlaClass};
+use fog_sched::model::{
+    Cluster, GangId, Job, JobId, Node as SchedNode, NodeId, Resources, SlaClass,
+};
 use fog_sched::placement::{Scheduler, Strategy};
 use fog_sched::preempt::{RunningTask, plan_preemption};
 use fog_sched::reputation::{ReputationConfig, ReputationStore, TaskOutcome};
@@ -57,16 +59,22 @@ const MAX_FINAL_IN_MEMORY: usize = 2_000;
 /// Settlements waiting for the ledger.
 const MAX_SETTLEMENTS: usize = 10_000;
 /// A job no node could take for this long fails.
-const PLACEMENT_PATIENCE: Duration = Duration::from_secs(300);
+const PLACEMENT_PATIENCE: Duration = Duration::from_mins(5);
 /// Replicas a job may add when its replicas disagree without a quorum.
 const EXTRA_REPLICAS: u32 = 2;
 /// How long a work message waits in the store-and-forward queue.
-const MESSAGE_TTL: Duration = Duration::from_secs(3_600);
+const MESSAGE_TTL: Duration = Duration::from_hours(1);
 /// Samples kept for sparklines.
 const HISTORY: usize = 120;
 
 /// Harvest states, for the one-hot gauge.
-const HARVEST_STATES: [&str; 5] = ["ineligible", "eligible", "harvesting", "throttled", "suspended"];
+const HARVEST_STATES: [&str; 5] = [
+    "ineligible",
+    "eligible",
+    "harvesting",
+    "throttled",
+    "suspended",
+];
 /// Job states, for the gauge family.
 const JOB_STATES: [&str; 5] = ["pending", "running", "verified", "failed", "cancelled"];
 
@@ -113,15 +121,21 @@ fn parse_class(text: Option<&str>) -> anyhow::Result<SlaClass> {
 }
 
 /// Privacy levels by name, with their fog-sched and fog-mix values.
-fn parse_privacy(text: Option<&str>) -> anyhow::Result<(fog_sched::model::PrivacyLevel, fog_mix::PrivacyLevel)> {
+fn parse_privacy(
+    text: Option<&str>,
+) -> anyhow::Result<(fog_sched::model::PrivacyLevel, fog_mix::PrivacyLevel)> {
     use fog_sched::model::PrivacyLevel as S;
-    Ok(match text.unwrap_or("PUBLIC").to_ascii_uppercase().as_str() {
-        "PUBLIC" => (S::Public, fog_mix::PrivacyLevel::Public),
-        "PRIVATE" => (S::Private, fog_mix::PrivacyLevel::Private),
-        "CONFIDENTIAL" => (S::Confidential, fog_mix::PrivacyLevel::Confidential),
-        "SECRET" => (S::Secret, fog_mix::PrivacyLevel::Secret),
-        other => bail!("unknown privacy level {other:?} (PUBLIC, PRIVATE, CONFIDENTIAL or SECRET)"),
-    })
+    Ok(
+        match text.unwrap_or("PUBLIC").to_ascii_uppercase().as_str() {
+            "PUBLIC" => (S::Public, fog_mix::PrivacyLevel::Public),
+            "PRIVATE" => (S::Private, fog_mix::PrivacyLevel::Private),
+            "CONFIDENTIAL" => (S::Confidential, fog_mix::PrivacyLevel::Confidential),
+            "SECRET" => (S::Secret, fog_mix::PrivacyLevel::Secret),
+            other => {
+                bail!("unknown privacy level {other:?} (PUBLIC, PRIVATE, CONFIDENTIAL or SECRET)")
+            }
+        },
+    )
 }
 
 /// Checks a submission and normalises it; returns the module bytes.
@@ -134,7 +148,11 @@ pub(crate) fn validate_submission(request: &mut SubmitRequest) -> anyhow::Result
                 .decode(b64)
                 .context("wasm_b64 is not valid base64")?;
             if bytes.len() > wire::MAX_MESSAGE - 64 * 1024 {
-                bail!("the module is {} bytes; at most {} fit a work message", bytes.len(), wire::MAX_MESSAGE - 64 * 1024);
+                bail!(
+                    "the module is {} bytes; at most {} fit a work message",
+                    bytes.len(),
+                    wire::MAX_MESSAGE - 64 * 1024
+                );
             }
             if !bytes.starts_with(b"\0asm") {
                 bail!("wasm_b64 does not hold a WASM binary module");
@@ -152,15 +170,15 @@ pub(crate) fn validate_submission(request: &mut SubmitRequest) -> anyhow::Result
     if request.gang.is_some() != request.gang_size.is_some() {
         bail!("gang and gang_size go together");
     }
-    if let Some(size) = request.gang_size {
-        if !(1..=64).contains(&size) {
-            bail!("gang_size must be 1 to 64, got {size}");
-        }
+    if let Some(size) = request.gang_size
+        && !(1..=64).contains(&size)
+    {
+        bail!("gang_size must be 1 to 64, got {size}");
     }
-    if let Some(t) = request.timeout_s {
-        if !(t.is_finite() && t > 0.0) {
-            bail!("timeout_s must be a positive number");
-        }
+    if let Some(t) = request.timeout_s
+        && !(t.is_finite() && t > 0.0)
+    {
+        bail!("timeout_s must be a positive number");
     }
     if request.name.len() > 200 || request.args.len() > 256 {
         bail!("name or args too long");
@@ -224,7 +242,9 @@ pub(crate) struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("name", &self.config.name).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("name", &self.config.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -262,7 +282,8 @@ pub(crate) fn derive(seed: &[u8; 32], purpose: &str) -> [u8; 32] {
 /// The libp2p peer id of the node with this seed.
 pub(crate) fn peer_id_of(seed: &[u8; 32]) -> anyhow::Result<PeerId> {
     let mut bytes = derive(seed, "p2p");
-    let key = fog_p2p::Keypair::ed25519_from_bytes(&mut bytes).context("deriving the libp2p key")?;
+    let key =
+        fog_p2p::Keypair::ed25519_from_bytes(&mut bytes).context("deriving the libp2p key")?;
     Ok(key.public().to_peer_id())
 }
 
@@ -279,7 +300,10 @@ impl Runtime {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let seed = load_or_create_seed(&dir)?;
         let key = account_of(&seed);
-        super::store::write_atomic(&dir.join("node.pid"), std::process::id().to_string().as_bytes())?;
+        super::store::write_atomic(
+            &dir.join("node.pid"),
+            std::process::id().to_string().as_bytes(),
+        )?;
 
         // fog-p2p.
         let mut p2p_config = if config.local {
@@ -295,7 +319,10 @@ impl Runtime {
         p2p_config.bootstrap = config
             .bootstrap
             .iter()
-            .map(|a| a.parse().with_context(|| format!("bootstrap address {a:?}")))
+            .map(|a| {
+                a.parse()
+                    .with_context(|| format!("bootstrap address {a:?}"))
+            })
             .collect::<anyhow::Result<_>>()?;
         p2p_config.network.clone_from(&config.network);
         p2p_config.queue_path = Some(dir.join("p2p-queue.db"));
@@ -339,7 +366,11 @@ impl Runtime {
         let me = p2p.peer_id().to_string();
         for job in jobs.values_mut().filter(|j| !j.state.is_final()) {
             let mut changed = false;
-            for r in job.replicas.iter_mut().filter(|r| r.state == ReplicaState::Sent && r.peer == me) {
+            for r in job
+                .replicas
+                .iter_mut()
+                .filter(|r| r.state == ReplicaState::Sent && r.peer == me)
+            {
                 let known = exec.as_ref().is_some_and(|e| {
                     TaskId::new(r.task.clone()).is_ok_and(|id| e.status(&id).is_ok())
                 });
@@ -360,8 +391,9 @@ impl Runtime {
         counts.preemptions = store.counter("preemptions")?;
         counts.evidence = store.counter("evidence")?;
         counts.executed = store.counter("executed")?;
-        let reputation = ReputationStore::open(dir.join("reputation.db"), ReputationConfig::default())
-            .context("opening the reputation store")?;
+        let reputation =
+            ReputationStore::open(dir.join("reputation.db"), ReputationConfig::default())
+                .context("opening the reputation store")?;
 
         let metrics = Metrics::new();
         metrics
@@ -405,12 +437,14 @@ impl Runtime {
             local_rx: Mutex::new(Some(local_rx)),
             config,
         });
-        runtime.resume_executions().await?;
+        runtime.resume_executions()?;
         Ok(runtime)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// This node's configuration.
@@ -448,9 +482,10 @@ impl Runtime {
 
     /// Stops fog-p2p (after `run` returned).
     pub(crate) async fn close(self: Arc<Self>) {
-        match Arc::try_unwrap(self) {
-            Ok(runtime) => runtime.p2p.shutdown().await,
-            Err(_) => tracing::debug!("runtime still shared at close; p2p stops on drop"),
+        if let Ok(runtime) = Arc::try_unwrap(self) {
+            runtime.p2p.shutdown().await;
+        } else {
+            tracing::debug!("runtime still shared at close; p2p stops on drop");
         }
     }
 
@@ -467,7 +502,9 @@ impl Runtime {
         }
         for dep in &request.depends_on {
             if !state.jobs.contains_key(dep) {
-                bail!("unknown dependency {dep:?} (dependencies must be submitted at this node first)");
+                bail!(
+                    "unknown dependency {dep:?} (dependencies must be submitted at this node first)"
+                );
             }
         }
         state.next_job += 1;
@@ -543,7 +580,10 @@ impl Runtime {
     /// One job's view.
     pub(crate) fn job(&self, id: &str) -> Option<JobView> {
         let state = self.lock();
-        state.jobs.get(id).map(|j| job_view(j, &state.members, &self.config.name))
+        state
+            .jobs
+            .get(id)
+            .map(|j| job_view(j, &state.members, &self.config.name))
     }
 
     /// Every job's view, newest first (at most `limit`).
@@ -565,7 +605,10 @@ impl Runtime {
         Some(match (&job.result, &job.error) {
             (Some(r), _) => Ok(r.clone()),
             (None, Some(e)) => Err(e.clone()),
-            (None, None) => Err(format!("job {id} has no result yet ({})", job.state.as_str())),
+            (None, None) => Err(format!(
+                "job {id} has no result yet ({})",
+                job.state.as_str()
+            )),
         })
     }
 
@@ -678,7 +721,11 @@ impl Runtime {
                 }
             }
             let heartbeat = self.heartbeat();
-            if let Err(e) = self.p2p.publish(HEARTBEAT_TOPIC, wire::encode(&heartbeat)).await {
+            if let Err(e) = self
+                .p2p
+                .publish(HEARTBEAT_TOPIC, wire::encode(&heartbeat))
+                .await
+            {
                 // Nobody subscribed yet (a lone node) is the usual reason.
                 tracing::debug!(error = %e, "heartbeat not published");
             }
@@ -688,10 +735,9 @@ impl Runtime {
     fn heartbeat(&self) -> Heartbeat {
         let mut state = self.lock();
         state.seq += 1;
-        let (used_cpu, used_mem) = state
-            .running
-            .values()
-            .fold((0u32, 0u32), |(c, m), r| (c + r.cpu_millis, m + r.memory_mb));
+        let (used_cpu, used_mem) = state.running.values().fold((0u32, 0u32), |(c, m), r| {
+            (c + r.cpu_millis, m + r.memory_mb)
+        });
         let mut capabilities = Vec::new();
         if let Some(exec) = &self.exec {
             capabilities.push("exec:wasm".to_owned());
@@ -759,7 +805,12 @@ impl Runtime {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             match event {
-                Event::Gossip { topic, source, data, .. } if topic == HEARTBEAT_TOPIC => {
+                Event::Gossip {
+                    topic,
+                    source,
+                    data,
+                    ..
+                } if topic == HEARTBEAT_TOPIC => {
                     self.metrics.p2p_gossip_received.inc();
                     let Some(source) = source else { continue };
                     match wire::decode::<Heartbeat>(&data) {
@@ -770,13 +821,15 @@ impl Runtime {
                         }
                     }
                 }
-                Event::Direct { from, envelope } => match wire::decode::<Message>(&envelope.payload) {
-                    Ok(message) => Box::pin(Arc::clone(&self).on_message(from, message)).await,
-                    Err(e) => {
-                        tracing::debug!(peer = %from, error = %e, "bad work message");
-                        let _ = self.p2p.report_misbehaviour(from).await;
+                Event::Direct { from, envelope } => {
+                    match wire::decode::<Message>(&envelope.payload) {
+                        Ok(message) => Box::pin(Arc::clone(&self).on_message(from, message)).await,
+                        Err(e) => {
+                            tracing::debug!(peer = %from, error = %e, "bad work message");
+                            let _ = self.p2p.report_misbehaviour(from).await;
+                        }
                     }
-                },
+                }
                 _ => {}
             }
         }
@@ -787,10 +840,10 @@ impl Runtime {
             return;
         }
         let mut state = self.lock();
-        if heartbeat.roles.iter().any(|r| r == "ledger") {
-            if let Some(q) = heartbeat.quorum {
-                state.quorum_param = Some(q);
-            }
+        if heartbeat.roles.iter().any(|r| r == "ledger")
+            && let Some(q) = heartbeat.quorum
+        {
+            state.quorum_param = Some(q);
         }
         let fresh = !state.members.contains_key(&peer.to_string());
         state.members.insert(
@@ -868,19 +921,19 @@ impl Runtime {
             Message::Run(task) => self.on_run(from, *task).await,
             Message::Report(report) => self.on_report(*report).await,
             Message::Cancel { task } => {
-                if let Some(exec) = &self.exec {
-                    if let Ok(id) = TaskId::new(task) {
-                        let _ = exec.cancel(&id).await;
-                    }
+                if let Some(exec) = &self.exec
+                    && let Ok(id) = TaskId::new(task)
+                {
+                    let _ = exec.cancel(&id).await;
                 }
             }
             Message::Preempt { task } => {
-                if let Some(exec) = &self.exec {
-                    if let Ok(id) = TaskId::new(task) {
-                        let _ = exec.checkpoint_now(&id);
-                        if let Err(e) = exec.preempt(&id).await {
-                            tracing::debug!(error = %e, "preempt");
-                        }
+                if let Some(exec) = &self.exec
+                    && let Ok(id) = TaskId::new(task)
+                {
+                    let _ = exec.checkpoint_now(&id);
+                    if let Err(e) = exec.preempt(&id).await {
+                        tracing::debug!(error = %e, "preempt");
                     }
                 }
             }
@@ -910,7 +963,8 @@ impl Runtime {
             result: None,
         };
         let Some(exec) = self.exec.clone() else {
-            self.report(reply_peer, refuse("this node does not run work".into())).await;
+            self.report(reply_peer, refuse("this node does not run work".into()))
+                .await;
             return;
         };
         let accepting = {
@@ -918,10 +972,14 @@ impl Runtime {
             if state.running.contains_key(&task.task) {
                 return; // a duplicate delivery
             }
-            state.accepting.then_some(()).ok_or_else(|| state.harvest.reason.clone())
+            state
+                .accepting
+                .then_some(())
+                .ok_or_else(|| state.harvest.reason.clone())
         };
         if let Err(reason) = accepting {
-            self.report(reply_peer, refuse(format!("harvest policy: {reason}"))).await;
+            self.report(reply_peer, refuse(format!("harvest policy: {reason}")))
+                .await;
             return;
         }
         let spec = match task_spec(&task) {
@@ -933,7 +991,8 @@ impl Runtime {
         };
         let id = spec.id().clone();
         if let Err(e) = exec.submit(spec).await {
-            self.report(reply_peer, refuse(format!("executor: {e}"))).await;
+            self.report(reply_peer, refuse(format!("executor: {e}")))
+                .await;
             return;
         }
         {
@@ -960,7 +1019,7 @@ impl Runtime {
     }
 
     /// Re-attaches to tasks that were running for others before a restart.
-    async fn resume_executions(self: &Arc<Self>) -> anyhow::Result<()> {
+    fn resume_executions(self: &Arc<Self>) -> anyhow::Result<()> {
         let Some(exec) = self.exec.clone() else {
             return Ok(());
         };
@@ -984,7 +1043,13 @@ impl Runtime {
         Ok(())
     }
 
-    async fn watch_task(self: Arc<Self>, exec: Arc<LocalExecutor>, id: TaskId, reply_peer: Option<String>, lie: bool) {
+    async fn watch_task(
+        self: Arc<Self>,
+        exec: Arc<LocalExecutor>,
+        id: TaskId,
+        reply_peer: Option<String>,
+        lie: bool,
+    ) {
         let status = match exec.wait(&id).await {
             Ok(s) => s,
             Err(e) => {
@@ -1027,7 +1092,10 @@ impl Runtime {
             };
             let _ = state.store.put_execution(&record);
             if report.result.is_some() {
-                state.counts.executed = state.store.bump("executed", 1).unwrap_or(state.counts.executed + 1);
+                state.counts.executed = state
+                    .store
+                    .bump("executed", 1)
+                    .unwrap_or(state.counts.executed + 1);
             }
         }
         if report.result.is_some() {
@@ -1052,7 +1120,9 @@ impl Runtime {
         let digest = claim_digest(&output_hash, result.fuel_consumed);
         // Signed over the job, which every replica shares, so that agreeing
         // replicas attest the same statement (the ledger's evidence needs it).
-        let signed = self.key.sign_task_result(&task_digest(job_of(task)), &digest);
+        let signed = self
+            .key
+            .sign_task_result(&task_digest(job_of(task)), &digest);
         ResultRecord {
             exit_code: result.exit_code,
             failure: result.failure.as_ref().map(ToString::to_string),
@@ -1066,9 +1136,11 @@ impl Runtime {
     }
 
     async fn report(&self, reply_peer: Option<String>, report: TaskReport) {
-        match reply_peer {
-            Some(peer) => self.send_to(&peer, &Message::Report(Box::new(report))).await,
-            None => tracing::warn!(task = %report.task, "no way to answer"),
+        if let Some(peer) = reply_peer {
+            self.send_to(&peer, &Message::Report(Box::new(report)))
+                .await;
+        } else {
+            tracing::warn!(task = %report.task, "no way to answer");
         }
     }
 
@@ -1098,13 +1170,13 @@ impl Runtime {
                     let _ = state.reputation.record(node, TaskOutcome::Failure);
                 }
             } else if let Some(result) = report.result {
-                if !verify_signature(&report.task, &result) {
+                if verify_signature(&report.task, &result) {
+                    replica.state = ReplicaState::Reported;
+                    replica.result = Some(result);
+                } else {
                     tracing::warn!(task = %report.task, node = %report.node, "result with a bad signature dropped");
                     replica.state = ReplicaState::Dropped;
                     let _ = state.reputation.record(node, TaskOutcome::Failure);
-                } else {
-                    replica.state = ReplicaState::Reported;
-                    replica.result = Some(result);
                 }
             }
             if !job.state.is_final() {
@@ -1153,10 +1225,18 @@ impl Runtime {
         let verdict = fog_exec::verify::quorum(&job.id, &replicas, quorum);
         let mut out = Vec::new();
         match verdict {
-            fog_exec::verify::Verdict::Agreed { claim, agreeing, evidence } => {
+            fog_exec::verify::Verdict::Agreed {
+                claim,
+                agreeing,
+                evidence,
+            } => {
                 let agreed = reported
                     .iter()
-                    .find(|r| r.result.as_ref().is_some_and(|x| x.output_hash == claim.output_hash && x.fuel == claim.fuel))
+                    .find(|r| {
+                        r.result.as_ref().is_some_and(|x| {
+                            x.output_hash == claim.output_hash && x.fuel == claim.fuel
+                        })
+                    })
                     .and_then(|r| r.result.clone());
                 // Wait for every replica still running, unless a quorum of all
                 // wanted replicas already agrees.
@@ -1168,7 +1248,9 @@ impl Runtime {
                     let _ = state.reputation.record(node_id(peer), TaskOutcome::Success);
                 }
                 for e in &evidence {
-                    let _ = state.reputation.record(node_id(&e.node), TaskOutcome::VerificationMismatch);
+                    let _ = state
+                        .reputation
+                        .record(node_id(&e.node), TaskOutcome::VerificationMismatch);
                     tracing::warn!(job = %job.id, node = %e.node, claimed = %e.claimed, majority = %e.majority, "evidence: a replica disagreed");
                 }
                 job.evidence += evidence.len() as u32;
@@ -1203,9 +1285,18 @@ impl Runtime {
                         .collect(),
                 };
                 // Replicas still running are no longer needed.
-                for r in job.replicas.iter_mut().filter(|r| r.state == ReplicaState::Sent) {
+                for r in job
+                    .replicas
+                    .iter_mut()
+                    .filter(|r| r.state == ReplicaState::Sent)
+                {
                     r.state = ReplicaState::Dropped;
-                    out.push((r.peer.clone(), Message::Cancel { task: r.task.clone() }));
+                    out.push((
+                        r.peer.clone(),
+                        Message::Cancel {
+                            task: r.task.clone(),
+                        },
+                    ));
                 }
                 job.finished_ms = Some(now_ms());
                 match agreed {
@@ -1220,7 +1311,10 @@ impl Runtime {
                         job.state = JobState::Failed;
                         job.error = Some(format!(
                             "the task failed on every agreeing replica: {}",
-                            result.failure.clone().unwrap_or_else(|| format!("exit code {:?}", result.exit_code))
+                            result
+                                .failure
+                                .clone()
+                                .unwrap_or_else(|| format!("exit code {:?}", result.exit_code))
                         ));
                         job.result = Some(result);
                         self.metrics.jobs_failed.inc();
@@ -1230,7 +1324,11 @@ impl Runtime {
             }
             fog_exec::verify::Verdict::NoQuorum { .. } => {
                 let outstanding = job.replicas.iter().any(|r| r.state == ReplicaState::Sent);
-                let active = job.replicas.iter().filter(|r| r.state != ReplicaState::Dropped).count();
+                let active = job
+                    .replicas
+                    .iter()
+                    .filter(|r| r.state != ReplicaState::Dropped)
+                    .count();
                 if !outstanding && active >= wanted {
                     let limit = wanted + EXTRA_REPLICAS as usize;
                     if job.replicas.len() < limit + 2 && active < limit {
@@ -1312,14 +1410,20 @@ impl Runtime {
         // Dispatch order: class S first, then submission time.
         ids.sort_by_key(|id| {
             let j = &state.jobs[id];
-            (class_rank(j.request.class.as_deref()), j.submitted_ms, j.id.clone())
+            (
+                class_rank(j.request.class.as_deref()),
+                j.submitted_ms,
+                j.id.clone(),
+            )
         });
         let mut changed: Vec<JobRecord> = Vec::new();
         for id in &ids {
             let mut job = state.jobs[id].clone();
             let before = job.clone();
-            let patience_ms = ((job.request.timeout_s.unwrap_or(60.0) + self.config.task_grace_s.max(0.0)) * 1000.0) as u64;
-            for r in job.replicas.iter_mut() {
+            let patience_ms = ((job.request.timeout_s.unwrap_or(60.0)
+                + self.config.task_grace_s.max(0.0))
+                * 1000.0) as u64;
+            for r in &mut job.replicas {
                 let stuck = now_ms().saturating_sub(r.sent_ms) > patience_ms;
                 if r.state == ReplicaState::Sent && (failed.contains(&r.peer) || stuck) {
                     tracing::warn!(task = %r.task, node = %r.node, stuck, "replica lost; placing it again");
@@ -1358,9 +1462,17 @@ impl Runtime {
         // Our own replicas in flight count as load until the heartbeats show them.
         let mut outstanding: HashMap<String, Resources> = HashMap::new();
         let mut running_tasks: Vec<RunningTask> = Vec::new();
-        for job in state.jobs.values().filter(|j| j.state == JobState::Running || j.state == JobState::Pending) {
+        for job in state
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Running || j.state == JobState::Pending)
+        {
             let class = parse_class(job.request.class.as_deref()).unwrap_or(SlaClass::B);
-            for r in job.replicas.iter().filter(|r| r.state == ReplicaState::Sent) {
+            for r in job
+                .replicas
+                .iter()
+                .filter(|r| r.state == ReplicaState::Sent)
+            {
                 let res = job_resources(&job.request);
                 let e = outstanding.entry(r.peer.clone()).or_insert(Resources::ZERO);
                 *e = e.plus(res);
@@ -1387,11 +1499,20 @@ impl Runtime {
             }
         }
         let peers: Vec<String> = cluster_nodes.iter().map(|(p, _)| p.clone()).collect();
-        let by_node: HashMap<NodeId, String> = peers.iter().map(|p| (node_id(p), p.clone())).collect();
+        let by_node: HashMap<NodeId, String> =
+            peers.iter().map(|p| (node_id(p), p.clone())).collect();
         let mut cluster = Cluster::new(cluster_nodes.into_iter().map(|(_, n)| n).collect());
         // Re-assign our running replicas so preemption sees them as residents.
-        for job in state.jobs.values().filter(|j| j.state == JobState::Running || j.state == JobState::Pending) {
-            for r in job.replicas.iter().filter(|r| r.state == ReplicaState::Sent) {
+        for job in state
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::Running || j.state == JobState::Pending)
+        {
+            for r in job
+                .replicas
+                .iter()
+                .filter(|r| r.state == ReplicaState::Sent)
+            {
                 let sched_job = Job::new(job_id(&r.task), job_resources(&job.request));
                 let _ = cluster.assign(&sched_job, node_id(&r.peer));
             }
@@ -1458,21 +1579,22 @@ impl Runtime {
                     })
                     .collect();
                 let jobs_only: Vec<Job> = member_jobs.iter().map(|(_, j)| j.clone()).collect();
-                match fog_sched::gang::place_gang(&mut scheduler, &jobs_only, Strategy::Scored) {
-                    Ok(placements) => {
-                        placed_gangs.insert(gang.clone());
-                        for ((member, (task, _)), placement) in members.iter().zip(&member_jobs).zip(placements) {
-                            let mut mj = state.jobs[member].clone();
-                            let peer = by_node[&placement.node].clone();
-                            out.push(self.dispatch(state, &mut mj, task.clone(), &peer));
-                            state.jobs.insert(member.clone(), mj.clone());
-                            changed.push(mj);
-                        }
+                if let Ok(placements) =
+                    fog_sched::gang::place_gang(&mut scheduler, &jobs_only, Strategy::Scored)
+                {
+                    placed_gangs.insert(gang.clone());
+                    for ((member, (task, _)), placement) in
+                        members.iter().zip(&member_jobs).zip(placements)
+                    {
+                        let mut mj = state.jobs[member].clone();
+                        let peer = by_node[&placement.node].clone();
+                        out.push(self.dispatch(state, &mut mj, task.clone(), &peer));
+                        state.jobs.insert(member.clone(), mj.clone());
+                        changed.push(mj);
                     }
-                    Err(_) => {
-                        job.unplaced_rounds += 1;
-                        state.jobs.insert(id.clone(), job.clone());
-                    }
+                } else {
+                    job.unplaced_rounds += 1;
+                    state.jobs.insert(id.clone(), job.clone());
                 }
                 continue;
             }
@@ -1488,7 +1610,11 @@ impl Runtime {
             while active < wanted {
                 let task = format!("{}.{}", job.id, job.replicas.len());
                 let mut sj = sched_job(&job, &task);
-                for r in job.replicas.iter().filter(|r| r.state != ReplicaState::Dropped) {
+                for r in job
+                    .replicas
+                    .iter()
+                    .filter(|r| r.state != ReplicaState::Dropped)
+                {
                     sj = sj.with_anti_affinity(job_id(&r.task));
                 }
                 let choice = match scheduler.place(&sj, Strategy::Scored) {
@@ -1536,7 +1662,10 @@ impl Runtime {
                     self.metrics.jobs_failed.inc();
                 }
             }
-            if active > 0 && job.state == JobState::Pending && !job.replicas.iter().any(|r| r.state == ReplicaState::Sent) {
+            if active > 0
+                && job.state == JobState::Pending
+                && !job.replicas.iter().any(|r| r.state == ReplicaState::Sent)
+            {
                 // Only reported replicas remain: keep waiting for more nodes.
             }
             if job != state.jobs[id] {
@@ -1554,15 +1683,22 @@ impl Runtime {
     fn cluster_nodes(&self, state: &State) -> Vec<(String, SchedNode)> {
         let mut nodes = Vec::new();
         let reputation = |peer: &str| {
-            state.reputation.get(node_id(peer)).map_or(0.5, |r| r.expected())
+            state
+                .reputation
+                .get(node_id(peer))
+                .map_or(0.5, |r| r.expected())
         };
         let me = self.p2p.peer_id().to_string();
         if self.exec.is_some() && state.accepting {
-            let used = state
-                .running
-                .values()
-                .fold(Resources::ZERO, |acc, r| acc.plus(Resources::new(u64::from(r.cpu_millis), u64::from(r.memory_mb), 0)));
-            let capacity = Resources::new(u64::from(self.cpu_millis()), u64::from(self.memory_mb()), 0);
+            let used = state.running.values().fold(Resources::ZERO, |acc, r| {
+                acc.plus(Resources::new(
+                    u64::from(r.cpu_millis),
+                    u64::from(r.memory_mb),
+                    0,
+                ))
+            });
+            let capacity =
+                Resources::new(u64::from(self.cpu_millis()), u64::from(self.memory_mb()), 0);
             nodes.push((
                 me.clone(),
                 SchedNode::new(node_id(&me), capacity)
@@ -1570,7 +1706,11 @@ impl Runtime {
                     .with_reputation(reputation(&me))
                     .with_max_privacy(fog_sched::model::PrivacyLevel::Secret)
                     .with_label("exec:wasm")
-                    .with_label(if self.exec.as_ref().is_some_and(|e| e.has_docker()) { "exec:docker" } else { "exec:wasm" }),
+                    .with_label(if self.exec.as_ref().is_some_and(|e| e.has_docker()) {
+                        "exec:docker"
+                    } else {
+                        "exec:wasm"
+                    }),
             ));
         }
         for (peer, m) in &state.members {
@@ -1579,7 +1719,11 @@ impl Runtime {
                 continue;
             }
             let capacity = Resources::new(u64::from(hb.cpu_millis), u64::from(hb.memory_mb), 0);
-            let used = Resources::new(u64::from(hb.used_cpu_millis), u64::from(hb.used_memory_mb), 0);
+            let used = Resources::new(
+                u64::from(hb.used_cpu_millis),
+                u64::from(hb.used_memory_mb),
+                0,
+            );
             let mut node = SchedNode::new(node_id(peer), capacity)
                 .with_load(min_of(used, capacity))
                 .with_reputation(reputation(peer))
@@ -1593,11 +1737,20 @@ impl Runtime {
     }
 
     /// Records a replica on `peer` and returns its run message.
-    fn dispatch(&self, state: &State, job: &mut JobRecord, task: String, peer: &str) -> (String, Message) {
+    fn dispatch(
+        &self,
+        state: &State,
+        job: &mut JobRecord,
+        task: String,
+        peer: &str,
+    ) -> (String, Message) {
         let node = if peer == self.p2p.peer_id().to_string() {
             self.config.name.clone()
         } else {
-            state.members.get(peer).map_or_else(|| peer.to_owned(), |m| m.heartbeat.name.clone())
+            state
+                .members
+                .get(peer)
+                .map_or_else(|| peer.to_owned(), |m| m.heartbeat.name.clone())
         };
         tracing::info!(job = %job.id, %task, %node, "placed");
         self.metrics.placements.inc();
@@ -1632,16 +1785,30 @@ impl Runtime {
     }
 
     /// Preempts the replicas behind `victims` (fog-sched job ids).
-    fn preempt(&self, state: &mut State, victims: &[JobId], changed: &mut Vec<JobRecord>) -> Vec<(String, Message)> {
+    fn preempt(
+        &self,
+        state: &mut State,
+        victims: &[JobId],
+        changed: &mut Vec<JobRecord>,
+    ) -> Vec<(String, Message)> {
         let mut out = Vec::new();
         let ids: Vec<String> = state.jobs.keys().cloned().collect();
         for id in ids {
             let mut job = state.jobs[&id].clone();
             let mut hit = false;
-            for r in job.replicas.iter_mut().filter(|r| r.state == ReplicaState::Sent) {
+            for r in job
+                .replicas
+                .iter_mut()
+                .filter(|r| r.state == ReplicaState::Sent)
+            {
                 if victims.contains(&job_id(&r.task)) {
                     r.state = ReplicaState::Dropped;
-                    out.push((r.peer.clone(), Message::Preempt { task: r.task.clone() }));
+                    out.push((
+                        r.peer.clone(),
+                        Message::Preempt {
+                            task: r.task.clone(),
+                        },
+                    ));
                     hit = true;
                 }
             }
@@ -1649,7 +1816,10 @@ impl Runtime {
                 tracing::info!(job = %job.id, "preempted for an S job");
                 job.preemptions += 1;
                 job.state = JobState::Pending;
-                state.counts.preemptions = state.store.bump("preemptions", 1).unwrap_or(state.counts.preemptions + 1);
+                state.counts.preemptions = state
+                    .store
+                    .bump("preemptions", 1)
+                    .unwrap_or(state.counts.preemptions + 1);
                 self.metrics.preemptions.inc();
                 state.jobs.insert(id.clone(), job.clone());
                 changed.push(job);
@@ -1669,13 +1839,14 @@ impl Runtime {
             }
         };
         let real = self.config.sysfs_root == std::path::Path::new("/sys");
-        let mut sensors = match LinuxSensors::with_roots(&self.config.sysfs_root, &self.config.procfs_root) {
-            Ok(s) => s.with_logind(real),
-            Err(e) => {
-                tracing::error!(error = %e, "harvest sensors unusable; the node takes no work");
-                return;
-            }
-        };
+        let mut sensors =
+            match LinuxSensors::with_roots(&self.config.sysfs_root, &self.config.procfs_root) {
+                Ok(s) => s.with_logind(real),
+                Err(e) => {
+                    tracing::error!(error = %e, "harvest sensors unusable; the node takes no work");
+                    return;
+                }
+            };
         sensors.set_fog_pids(&[std::process::id()]);
         let start = Instant::now();
         let mut controller = Controller::new(policy.clone(), 0.0);
@@ -1685,11 +1856,13 @@ impl Runtime {
             let now_s = start.elapsed().as_secs_f64();
             let snapshot = sensors.read(now_s);
             let unix = now_ms() as i64 / 1000;
-            let conditions = Conditions::from_snapshot(&snapshot, Some(policy.minute_of_week(unix)));
+            let conditions =
+                Conditions::from_snapshot(&snapshot, Some(policy.minute_of_week(unix)));
             let mut work = HarvestWork::default();
             controller.step(now_s, &conditions, &mut work);
             let state_name = format!("{:?}", controller.state()).to_ascii_lowercase();
-            let accepting = controller.state().is_running() || controller.state() == fog_harvest::State::Eligible;
+            let accepting = controller.state().is_running()
+                || controller.state() == fog_harvest::State::Eligible;
             let view = HarvestView {
                 state: state_name.clone(),
                 reason: controller.reason().to_string(),
@@ -1699,9 +1872,17 @@ impl Runtime {
                 temperature_c: snapshot.thermal.value().map(|t| t.max_celsius),
                 other_cpu_pct: snapshot.cpu.value().map(|c| c.non_fog_percent),
                 user_idle_s: snapshot.user_idle.value().map(|u| u.idle_s),
-                memory_available_pct: snapshot.memory.value().map(fog_harvest::Memory::available_percent),
+                memory_available_pct: snapshot
+                    .memory
+                    .value()
+                    .map(fog_harvest::Memory::available_percent),
             };
-            Metrics::one_hot(&self.metrics.harvest_state, "state", &HARVEST_STATES, &state_name);
+            Metrics::one_hot(
+                &self.metrics.harvest_state,
+                "state",
+                &HARVEST_STATES,
+                &state_name,
+            );
             self.metrics.harvest_cpu_share.set(view.cpu_share);
             if let Some(b) = view.battery_pct {
                 self.metrics.harvest_battery.set(b);
@@ -1717,7 +1898,11 @@ impl Runtime {
                 if accepting && !was {
                     self.wake.notify_one();
                 }
-                state.running.keys().filter_map(|t| TaskId::new(t.clone()).ok()).collect()
+                state
+                    .running
+                    .keys()
+                    .filter_map(|t| TaskId::new(t.clone()).ok())
+                    .collect()
             };
             // Carry out what the controller asked of the work (the WorkControl seam).
             if let Some(exec) = &self.exec {
@@ -1757,7 +1942,9 @@ impl Runtime {
                     self.metrics.dao_supply.set(view.0.supply as i64);
                     let before = self.lock().dao.rewards_paid;
                     if view.0.rewards_paid > before {
-                        self.metrics.dao_rewards.inc_by(view.0.rewards_paid - before);
+                        self.metrics
+                            .dao_rewards
+                            .inc_by(view.0.rewards_paid - before);
                     }
                     let mut state = self.lock();
                     let mut dao = view.0;
@@ -1906,7 +2093,8 @@ fn job_resources(request: &SubmitRequest) -> Resources {
 
 fn sched_job(job: &JobRecord, task: &str) -> Job {
     let class = parse_class(job.request.class.as_deref()).unwrap_or(SlaClass::B);
-    let privacy = parse_privacy(job.request.privacy.as_deref()).map_or(fog_sched::model::PrivacyLevel::Public, |p| p.0);
+    let privacy = parse_privacy(job.request.privacy.as_deref())
+        .map_or(fog_sched::model::PrivacyLevel::Public, |p| p.0);
     let mut sj = Job::new(job_id(task), job_resources(&job.request))
         .with_class(class)
         .with_privacy(privacy);
@@ -1929,7 +2117,10 @@ fn task_spec(task: &RunTask) -> anyhow::Result<TaskSpec> {
     }
     limits = limits.with_cpu_millis(task.cpu_millis.max(1));
     let spec = match (&task.wasm, &task.image) {
-        (Some(module), None) => TaskSpec::wasm(id, WasmWorkload::new(module.to_vec()).args(task.args.clone())),
+        (Some(module), None) => TaskSpec::wasm(
+            id,
+            WasmWorkload::new(module.to_vec()).args(task.args.clone()),
+        ),
         (None, Some(image)) => {
             let mut workload = ContainerWorkload::new(image.clone()).cmd(task.args.clone());
             if let Some(tar) = &task.image_tar {
@@ -1969,9 +2160,24 @@ fn job_view(job: &JobRecord, members: &HashMap<String, Member>, me: &str) -> Job
     JobView {
         id: job.id.clone(),
         name: job.request.name.clone(),
-        kind: if job.request.image.is_some() { "container" } else { "wasm" }.into(),
-        class: job.request.class.clone().unwrap_or_else(|| "B".into()).to_ascii_uppercase(),
-        privacy: job.request.privacy.clone().unwrap_or_else(|| "PUBLIC".into()).to_ascii_uppercase(),
+        kind: if job.request.image.is_some() {
+            "container"
+        } else {
+            "wasm"
+        }
+        .into(),
+        class: job
+            .request
+            .class
+            .clone()
+            .unwrap_or_else(|| "B".into())
+            .to_ascii_uppercase(),
+        privacy: job
+            .request
+            .privacy
+            .clone()
+            .unwrap_or_else(|| "PUBLIC".into())
+            .to_ascii_uppercase(),
         state: job.state.as_str().into(),
         replicas: job.request.replicas.unwrap_or(1),
         nodes: job
@@ -2048,34 +2254,73 @@ impl WorkControl for HarvestWork {
 /// replicas, quorum-mismatch evidence for the others) and reads the view.
 /// Opens the ledger for each batch, so `fog dao` commands on the same
 /// directory (proposals, votes) work while the node runs.
-fn settle(dir: &std::path::Path, batch: &[Settlement]) -> anyhow::Result<(DaoView, u64, HashMap<AccountId, u64>)> {
+fn settle(
+    dir: &std::path::Path,
+    batch: &[Settlement],
+) -> anyhow::Result<(DaoView, u64, HashMap<AccountId, u64>)> {
     let path = dir.join("ledger.db");
-    let authority = SigningKey::load(&dir.join("keys/authority.key")).context("reading the ledger authority key")?;
+    let authority = SigningKey::load(&dir.join("keys/authority.key"))
+        .context("reading the ledger authority key")?;
     let log = SigningKey::load(&dir.join("keys/log.key")).ok();
     let unix_s = now_ms() / 1000;
-    let mut ledger = Ledger::open(&path, log).with_context(|| format!("opening {}", path.display()))?;
+    let mut ledger =
+        Ledger::open(&path, log).with_context(|| format!("opening {}", path.display()))?;
     for s in batch {
         let task = task_digest(&s.task);
-        let Ok(digest) = hex::decode(&s.digest) else { continue };
-        let Ok(digest) = <[u8; 32]>::try_from(digest.as_slice()) else { continue };
+        let Ok(digest) = hex::decode(&s.digest) else {
+            continue;
+        };
+        let Ok(digest) = <[u8; 32]>::try_from(digest.as_slice()) else {
+            continue;
+        };
         let mut attestations = Vec::new();
         for (account, signature) in &s.agreeing {
-            let (Ok(account), Ok(sig)) = (parse_account(account), hex::decode(signature)) else { continue };
-            let Ok(signature) = <[u8; 64]>::try_from(sig.as_slice()) else { continue };
-            if !fog_dao::verify_task_result(&account, &task, &SignedResult { result: digest, signature }) {
+            let (Ok(account), Ok(sig)) = (parse_account(account), hex::decode(signature)) else {
+                continue;
+            };
+            let Ok(signature) = <[u8; 64]>::try_from(sig.as_slice()) else {
+                continue;
+            };
+            if !fog_dao::verify_task_result(
+                &account,
+                &task,
+                &SignedResult {
+                    result: digest,
+                    signature,
+                },
+            ) {
                 tracing::warn!(task = %s.task, "settlement signature does not verify; not paid");
                 continue;
             }
             attestations.push((account, signature));
             let units = (s.fuel / 100_000).max(1);
             let time = ledger.state().time().max(unix_s);
-            if let Err(e) = ledger.submit(&authority, time, Body::Mint { to: account, rule: EarningRule::Compute, units }) {
+            if let Err(e) = ledger.submit(
+                &authority,
+                time,
+                Body::Mint {
+                    to: account,
+                    rule: EarningRule::Compute,
+                    units,
+                },
+            ) {
                 tracing::warn!(error = %e, "reward not minted");
             }
         }
         for (account, their_digest, signature) in &s.disagreeing {
-            let (Ok(node), Ok(d), Ok(sig)) = (parse_account(account), hex::decode(their_digest), hex::decode(signature)) else { continue };
-            let (Ok(result), Ok(signature)) = (<[u8; 32]>::try_from(d.as_slice()), <[u8; 64]>::try_from(sig.as_slice())) else { continue };
+            let (Ok(node), Ok(d), Ok(sig)) = (
+                parse_account(account),
+                hex::decode(their_digest),
+                hex::decode(signature),
+            ) else {
+                continue;
+            };
+            let (Ok(result), Ok(signature)) = (
+                <[u8; 32]>::try_from(d.as_slice()),
+                <[u8; 64]>::try_from(sig.as_slice()),
+            ) else {
+                continue;
+            };
             let evidence = fog_dao::MismatchEvidence {
                 node,
                 task,
@@ -2085,8 +2330,12 @@ fn settle(dir: &std::path::Path, batch: &[Settlement]) -> anyhow::Result<(DaoVie
             };
             let time = ledger.state().time().max(unix_s);
             match ledger.submit(&authority, time, Body::QuorumMismatch(evidence)) {
-                Ok(_) => tracing::info!(task = %s.task, "quorum-mismatch evidence recorded; stake slashed"),
-                Err(e) => tracing::warn!(task = %s.task, error = %e, "evidence refused by the ledger"),
+                Ok(_) => {
+                    tracing::info!(task = %s.task, "quorum-mismatch evidence recorded; stake slashed");
+                }
+                Err(e) => {
+                    tracing::warn!(task = %s.task, error = %e, "evidence refused by the ledger");
+                }
             }
         }
     }
@@ -2096,11 +2345,17 @@ fn settle(dir: &std::path::Path, batch: &[Settlement]) -> anyhow::Result<(DaoVie
     for seq in 0..ledger.len() {
         if let Ok(event) = ledger.event(seq) {
             match event.body() {
-                Body::Mint { rule: EarningRule::Compute, units, .. } => {
+                Body::Mint {
+                    rule: EarningRule::Compute,
+                    units,
+                    ..
+                } => {
                     let (rate, mult) = state.params().earning(EarningRule::Compute);
                     rewards += units * rate * mult / 10_000;
                 }
-                Body::QuorumMismatch(_) | Body::DoubleSign(_) | Body::Downtime { .. } => evidence += 1,
+                Body::QuorumMismatch(_) | Body::DoubleSign(_) | Body::Downtime { .. } => {
+                    evidence += 1;
+                }
                 _ => {}
             }
         }
@@ -2116,7 +2371,10 @@ fn settle(dir: &std::path::Path, batch: &[Settlement]) -> anyhow::Result<(DaoVie
                 id: p.id(),
                 kind: p.kind().name().into(),
                 description: p.description().into(),
-                state: state.proposal_state(p.id(), state.time()).map_or_else(|_| "unknown".to_owned(), |s| format!("{s:?}").to_ascii_lowercase()),
+                state: state.proposal_state(p.id(), state.time()).map_or_else(
+                    |_| "unknown".to_owned(),
+                    |s| format!("{s:?}").to_ascii_lowercase(),
+                ),
                 votes_for: f,
                 votes_against: a,
                 votes_abstain: ab,
@@ -2125,7 +2383,11 @@ fn settle(dir: &std::path::Path, batch: &[Settlement]) -> anyhow::Result<(DaoVie
         })
         .collect();
     let supply = state.minted() - state.burned() - state.slashed();
-    let balances = state.accounts().iter().map(|(id, a)| (*id, a.balance())).collect();
+    let balances = state
+        .accounts()
+        .iter()
+        .map(|(id, a)| (*id, a.balance()))
+        .collect();
     let quorum = state.params().get(ParamKey::MinQuorumSigners);
     Ok((
         DaoView {

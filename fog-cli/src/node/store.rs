@@ -259,10 +259,10 @@ impl Store {
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for row in rows {
-            if let Ok(e) = serde_json::from_str::<ExecutionRecord>(&row?) {
-                if !e.reported {
-                    out.push(e);
-                }
+            if let Ok(e) = serde_json::from_str::<ExecutionRecord>(&row?)
+                && !e.reported
+            {
+                out.push(e);
             }
         }
         Ok(out)
