@@ -1023,7 +1023,29 @@ impl Runtime {
         let Some(exec) = self.exec.clone() else {
             return Ok(());
         };
-        let open = self.lock().store.open_executions()?;
+        let mut open = self.lock().store.open_executions()?;
+        // Reports a node sends itself travel through memory: after a crash,
+        // every replica it placed on itself is watched again.
+        let me = self.p2p.peer_id().to_string();
+        let own: Vec<String> = self
+            .lock()
+            .jobs
+            .values()
+            .filter(|j| !j.state.is_final())
+            .flat_map(|j| j.replicas.iter())
+            .filter(|r| r.state == ReplicaState::Sent && r.peer == me)
+            .map(|r| r.task.clone())
+            .collect();
+        for task in own {
+            if !open.iter().any(|e| e.task == task) {
+                open.push(ExecutionRecord {
+                    task,
+                    reply_peer: Some(me.clone()),
+                    received_ms: now_ms(),
+                    reported: false,
+                });
+            }
+        }
         for record in open {
             let Ok(id) = TaskId::new(record.task.clone()) else {
                 continue;
