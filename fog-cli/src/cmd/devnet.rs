@@ -70,6 +70,10 @@ pub(crate) struct UpArgs {
     /// Open the live monitor instead of printing the summary.
     #[arg(long)]
     pub(crate) tui: bool,
+    /// Relay nodes (mix and p2p only, no work) added so that SECRET jobs find
+    /// seven distinct mixes; default: as many as needed to reach seven nodes.
+    #[arg(long, value_name = "N")]
+    pub(crate) relays: Option<u32>,
     /// Start the nodes only (implies --keep): no workload, no summary.
     #[arg(long)]
     pub(crate) no_workload: bool,
@@ -218,14 +222,22 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
 
     // Configurations, seeds and the ledger with a bonded stake for every node.
     let n = args.nodes as usize;
+    let relays = args.relays.map_or(7usize.saturating_sub(n), |r| r as usize);
+    let total = n + relays;
     let mut configs = Vec::new();
     let mut seeds = Vec::new();
     let mut addrs = Vec::new();
-    for i in 0..n {
+    for i in 0..total {
         let node_dir = dir.join(format!("node-{i}"));
         std::fs::create_dir_all(&node_dir)?;
-        let mut config = NodeConfig::devnet(&node_dir, &format!("node-{i}"));
+        let name = if i < n {
+            format!("node-{i}")
+        } else {
+            format!("relay-{}", i - n)
+        };
+        let mut config = NodeConfig::devnet(&node_dir, &name);
         config.ledger = i == 0;
+        config.exec = i < n;
         if n >= 4 && i == n - 1 {
             config.fault_lie = "replicated".into();
         }
@@ -243,7 +255,7 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     for (i, config) in configs.iter_mut().enumerate() {
         // Everyone bootstraps from node 0, node 0 from node 1.
         let via = usize::from(i == 0);
-        if via < n && via != i {
+        if via < total && via != i {
             config.bootstrap = vec![addrs[via].clone()];
         }
         config.save(&config.data_dir.join("config.toml"))?;
@@ -275,7 +287,9 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         say(&format!("node-{i} up"));
     }
     rt.block_on(wait_membership(&clients, Duration::from_mins(1)))?;
-    say(&format!("{n} nodes see each other"));
+    say(&format!(
+        "{total} nodes see each other ({n} take work, {relays} relay)"
+    ));
     if args.no_workload {
         nodes.keep = true;
         if global.json {
@@ -286,7 +300,7 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             println!("{doc}");
         } else {
             println!(
-                "devnet of {n} nodes running in {} (`fog devnet down --dir {}` stops it)",
+                "devnet of {total} nodes running in {} (`fog devnet down --dir {}` stops it)",
                 dir.display(),
                 dir.display()
             );
