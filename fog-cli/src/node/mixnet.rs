@@ -437,9 +437,7 @@ impl MixPlane {
             None => {
                 let a = listener.local_addr();
                 if a.ip().is_unspecified() {
-                    bail!(
-                        "the mix plane listens on {a}; give the address others dial (advertise)"
-                    );
+                    bail!("the mix plane listens on {a}; give the address others dial (advertise)");
                 }
                 a
             }
@@ -459,10 +457,7 @@ impl MixPlane {
         let inner = Arc::new(Inner {
             me,
             my_destination: DestinationAddress::from_bytes(*me.as_bytes()),
-            snapshot: RwLock::new(Arc::new(Snapshot::new(
-                vec![own],
-                vec![descriptor.clone()],
-            ))),
+            snapshot: RwLock::new(Arc::new(Snapshot::new(vec![own], vec![descriptor.clone()]))),
             descriptor,
             builder,
             node,
@@ -533,7 +528,9 @@ impl MixPlane {
             );
         }
         if reply_blocks > MAX_REPLY_BLOCKS {
-            bail!("a mix message carries at most {MAX_REPLY_BLOCKS} reply blocks, {reply_blocks} asked");
+            bail!(
+                "a mix message carries at most {MAX_REPLY_BLOCKS} reply blocks, {reply_blocks} asked"
+            );
         }
         let inner = Arc::clone(&self.inner);
         let to = NodeAddress::from_bytes(to);
@@ -629,7 +626,10 @@ impl Inner {
                     }
                     _ => {
                         invalid += 1;
-                        tracing::debug!(address = d.address(), "mix descriptor address not dialable");
+                        tracing::debug!(
+                            address = d.address(),
+                            "mix descriptor address not dialable"
+                        );
                     }
                 },
                 Err(e) => {
@@ -646,7 +646,10 @@ impl Inner {
         }
         let snapshot = Arc::new(Snapshot::new(valid, source));
         tracing::debug!(mixes = snapshot.members.len(), "mix directory updated");
-        *self.snapshot.write().unwrap_or_else(PoisonError::into_inner) = snapshot;
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = snapshot;
     }
 
     fn stamp(&self) -> Option<u64> {
@@ -696,12 +699,17 @@ impl Inner {
                 .directory
                 .route_nodes(&r)
                 .context("a route names an unknown mix")?;
-            let out = self.builder.build(level, &nodes, destination, f, &mut rng)?;
+            let out = self
+                .builder
+                .build(level, &nodes, destination, f, &mut rng)?;
             packets.push((out.first_hop, out.packet));
         }
         // Keys only for a message that was built.
         let now = Instant::now();
-        let mut store = self.reply_keys.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut store = self
+            .reply_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for key in keys {
             let evicted = store.insert(key, now);
             self.counters
@@ -720,11 +728,8 @@ impl Inner {
         let envelope = Envelope::encode(self.stamp(), &[], body);
         let mut id = [0u8; 16];
         rand::rng().fill(&mut id[..]);
-        let fragments = wire::fragment(
-            id,
-            &envelope,
-            handle.per_block + wire::FRAGMENT_HEADER_LEN,
-        )?;
+        let fragments =
+            wire::fragment(id, &envelope, handle.per_block + wire::FRAGMENT_HEADER_LEN)?;
         if fragments.len() > handle.blocks.len() {
             bail!(
                 "a reply of {} bytes needs {} reply blocks, the message carried {}",
@@ -889,8 +894,8 @@ impl Inner {
             }
             window.push_back(ms);
         }
-        let per_block = ReplyBlock::capacity(self.builder.config())
-            .saturating_sub(wire::FRAGMENT_HEADER_LEN);
+        let per_block =
+            ReplyBlock::capacity(self.builder.config()).saturating_sub(wire::FRAGMENT_HEADER_LEN);
         let reply = (!envelope.reply_blocks.is_empty()).then(|| ReplyHandle {
             blocks: envelope.reply_blocks,
             per_block,

@@ -236,8 +236,19 @@ mod tests {
             &mut rng,
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), "a CONFIDENTIAL route needs 5 distinct mixes, the directory knows 3");
-        let e = select(&members, PrivacyLevel::Public, 1, addr(9), addr(1), &mut rng).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a CONFIDENTIAL route needs 5 distinct mixes, the directory knows 3"
+        );
+        let e = select(
+            &members,
+            PrivacyLevel::Public,
+            1,
+            addr(9),
+            addr(1),
+            &mut rng,
+        )
+        .unwrap_err();
         assert!(matches!(e, RouteError::UnknownNode(_)));
     }
 
@@ -253,10 +264,25 @@ mod tests {
         ];
         let mut rng = rand::rng();
         for _ in 0..200 {
-            let r = select(&members, PrivacyLevel::Private, 3, addr(0), addr(9), &mut rng).unwrap();
+            let r = select(
+                &members,
+                PrivacyLevel::Private,
+                3,
+                addr(0),
+                addr(9),
+                &mut rng,
+            )
+            .unwrap();
             let fams: HashSet<&str> = r
                 .iter()
-                .map(|a| members.iter().find(|m| m.address == *a).unwrap().family.as_str())
+                .map(|a| {
+                    members
+                        .iter()
+                        .find(|m| m.address == *a)
+                        .unwrap()
+                        .family
+                        .as_str()
+                })
                 .collect();
             assert_eq!(fams.len(), 3, "{r:?}");
         }

@@ -124,7 +124,10 @@ async fn bad_destinations_sizes_and_directories_are_clear_errors() {
         .await
         .unwrap_err()
         .to_string();
-    assert_eq!(err, "a SECRET route needs 7 distinct mixes, the directory knows 2");
+    assert_eq!(
+        err,
+        "a SECRET route needs 7 distinct mixes, the directory knows 2"
+    );
     let err = p
         .send(to, PrivacyLevel::Public, vec![0; MAX_BODY + 1], 0)
         .await
@@ -193,7 +196,12 @@ async fn garbage_inside_valid_packets_is_dropped_and_counted() {
     }
     // A real message after the garbage still arrives.
     net.planes[0]
-        .send(*target.as_bytes(), PrivacyLevel::Public, b"after".to_vec(), 0)
+        .send(
+            *target.as_bytes(),
+            PrivacyLevel::Public,
+            b"after".to_vec(),
+            0,
+        )
         .await
         .unwrap();
     let got = next(&mut net.inboxes[1]).await;

@@ -424,7 +424,8 @@ mod tests {
                     p[0] = FRAGMENT_VERSION;
                     p[1..17].copy_from_slice(&[(i % 3) as u8; 16]);
                     let count = (p[20] % 5).max(1);
-                    p[17..19].copy_from_slice(&u16::from(p[18] % count).to_be_bytes());
+                    let index = u16::from(p[18] % count);
+                    p[17..19].copy_from_slice(&index.to_be_bytes());
                     p[19..21].copy_from_slice(&u16::from(count).to_be_bytes());
                 }
                 if let Ok(f) = Fragment::decode(&p) {
@@ -464,7 +465,9 @@ mod tests {
             .map(|i| fragment([i; 16], &[i; 300], 121).unwrap())
             .collect();
         assert_eq!(msgs[0].len(), 3);
-        let first = |m: &Vec<Vec<u8>>| Fragment::decode(&m[0]).unwrap();
+        fn first(m: &[Vec<u8>]) -> Fragment<'_> {
+            Fragment::decode(&m[0]).unwrap()
+        }
         assert_eq!(r.insert(first(&msgs[0]), t0), Outcome::Pending);
         assert_eq!(r.insert(first(&msgs[1]), t0), Outcome::Pending);
         // A third message finds no room.
@@ -489,9 +492,15 @@ mod tests {
         let mut r = Reassembler::new(limits);
         let t0 = Instant::now();
         let m = fragment([1; 16], &[7; 300], 121).unwrap();
-        assert_eq!(r.insert(Fragment::decode(&m[0]).unwrap(), t0), Outcome::Pending);
+        assert_eq!(
+            r.insert(Fragment::decode(&m[0]).unwrap(), t0),
+            Outcome::Pending
+        );
         // 100 + 100 bytes exceeds the 150-byte budget.
-        assert_eq!(r.insert(Fragment::decode(&m[1]).unwrap(), t0), Outcome::Full);
+        assert_eq!(
+            r.insert(Fragment::decode(&m[1]).unwrap(), t0),
+            Outcome::Full
+        );
         let other = Fragment {
             id: [1; 16],
             index: 0,
