@@ -97,7 +97,7 @@ impl Default for NodeConfig {
             procfs_root: PathBuf::from("/proc"),
             ledger: false,
             mix: true,
-            mix_listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            mix_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mix_advertise: None,
             mix_delay_ms: 20.0,
             mix_cover: true,

@@ -7,6 +7,7 @@ pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod metrics;
+pub(crate) mod mixnet;
 pub(crate) mod runtime;
 pub(crate) mod store;
 pub(crate) mod wire;

@@ -43,15 +43,21 @@ use super::api::{
 };
 use super::config::NodeConfig;
 use super::metrics::{Metrics, label};
+use super::mixnet::{MixMessage, MixPlane, MixPlaneConfig, ReplyHandle};
 use super::store::{
     ExecutionRecord, JobRecord, JobState, ReplicaRecord, ReplicaState, ResultRecord, Store,
 };
 use super::wire::{self, HEARTBEAT_TOPIC, Heartbeat, Message, RunTask, Settlement, TaskReport};
 
-/// Largest stdout an executor reports.
-const MAX_REPORTED_STDOUT: usize = 16 * 1024;
+/// Largest stdout an executor reports (the whole output is what replicas
+/// compare; this is what the submitter shows).
+const MAX_REPORTED_STDOUT: usize = 4 * 1024;
 /// Largest stderr an executor reports.
-const MAX_REPORTED_STDERR: usize = 4 * 1024;
+const MAX_REPORTED_STDERR: usize = 1024;
+/// Reply blocks a task carries through the mixnet for its report.
+const REPORT_REPLY_BLOCKS: usize = 4;
+/// Reply handles kept for tasks running here (one per task).
+const MAX_REPLY_HANDLES: usize = 10_000;
 /// Jobs that may wait for placement at once; a submission beyond is refused.
 pub(crate) const MAX_PENDING_JOBS: usize = 10_000;
 /// Final jobs kept in memory (all stay in the database).
@@ -216,7 +222,9 @@ struct State {
     dao: DaoView,
     pps_history: VecDeque<u64>,
     latency_history: VecDeque<u64>,
-    last_mix_total: u64,
+    last_mix: super::mixnet::MixPlaneStats,
+    descriptors: HashMap<String, Vec<u8>>,
+    replies: HashMap<String, ReplyHandle>,
     next_job: u64,
     seq: u64,
     round_robin: u64,
@@ -238,6 +246,9 @@ pub(crate) struct Runtime {
     /// Messages this node sends to itself (bounded; senders wait when full).
     local: tokio::sync::mpsc::Sender<Message>,
     local_rx: Mutex<Option<tokio::sync::mpsc::Receiver<Message>>>,
+    /// The mix plane (a mix node and a client), when enabled.
+    mix: Option<Arc<MixPlane>>,
+    mix_rx: Mutex<Option<tokio::sync::mpsc::Receiver<MixMessage>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -338,6 +349,25 @@ impl Runtime {
             .context("starting the libp2p node")?;
         p2p.subscribe(HEARTBEAT_TOPIC).await?;
 
+        // fog-mix.
+        let (mix, mix_rx) = if config.mix {
+            let (plane, rx) = MixPlane::start(MixPlaneConfig {
+                data_dir: dir.join("mix"),
+                identity_seed: derive(&seed, "mix"),
+                listen: config.mix_listen,
+                advertise: config.mix_advertise,
+                family: config.name.clone(),
+                mean_delay: Duration::from_secs_f64(config.mix_delay_ms / 1000.0),
+                cover: config.mix_cover,
+                latency_stamps: config.local,
+            })
+            .await
+            .context("starting the mix plane")?;
+            (Some(Arc::new(plane)), Some(rx))
+        } else {
+            (None, None)
+        };
+
         // fog-exec.
         let exec = if config.exec {
             let mut exec_config = ExecutorConfig::new(dir.join("exec")).with_docker(config.docker);
@@ -424,7 +454,9 @@ impl Runtime {
                 dao: DaoView::default(),
                 pps_history: VecDeque::new(),
                 latency_history: VecDeque::new(),
-                last_mix_total: 0,
+                last_mix: super::mixnet::MixPlaneStats::default(),
+                descriptors: HashMap::new(),
+                replies: HashMap::new(),
                 next_job,
                 seq: 0,
                 round_robin: 0,
@@ -435,6 +467,8 @@ impl Runtime {
             listen: Mutex::new(Vec::new()),
             local,
             local_rx: Mutex::new(Some(local_rx)),
+            mix,
+            mix_rx: Mutex::new(mix_rx),
             config,
         });
         runtime.resume_executions()?;
@@ -470,6 +504,7 @@ impl Runtime {
         tasks.spawn(Arc::clone(&self).schedule_loop());
         tasks.spawn(Arc::clone(&self).harvest_loop());
         tasks.spawn(Arc::clone(&self).sample_loop());
+        tasks.spawn(Arc::clone(&self).mix_loop());
         if self.config.ledger {
             tasks.spawn(Arc::clone(&self).ledger_loop());
         }
@@ -674,10 +709,17 @@ impl Runtime {
             jobs,
             counts: state.counts,
             mix: MixView {
-                enabled: false,
+                enabled: self.mix.is_some(),
+                pps: state.last_mix.pps,
+                received: state.last_mix.received,
+                forwarded: state.last_mix.forwarded,
+                delivered: state.last_mix.delivered,
+                cover: state.last_mix.cover,
+                dropped: state.last_mix.dropped,
+                latency_p50_ms: state.last_mix.latency_p50_ms,
+                latency_p99_ms: state.last_mix.latency_p99_ms,
                 pps_history: state.pps_history.iter().copied().collect(),
                 latency_history: state.latency_history.iter().copied().collect(),
-                ..MixView::default()
             },
             harvest: state.harvest.clone(),
             dao: state.dao.clone(),
@@ -691,6 +733,9 @@ impl Runtime {
         }
         if self.config.ledger {
             roles.push("ledger".to_owned());
+        }
+        if self.mix.is_some() {
+            roles.push("mix".to_owned());
         }
         roles
     }
@@ -757,8 +802,8 @@ impl Runtime {
             running: state.running.len() as u32,
             accepting: state.accepting && self.exec.is_some(),
             harvest: state.harvest.state.clone(),
-            mix_address: None,
-            mix_descriptor: None,
+            mix_address: self.mix.as_ref().map(|m| hex::encode(m.address())),
+            mix_descriptor: self.mix.as_ref().map(|m| ByteBuf::from(m.descriptor())),
             seq: state.seq,
             sent_ms: now_ms(),
             quorum: state.quorum_param,
@@ -846,6 +891,13 @@ impl Runtime {
             state.quorum_param = Some(q);
         }
         let fresh = !state.members.contains_key(&peer.to_string());
+        let mut directory_changed = false;
+        if let Some(d) = &heartbeat.mix_descriptor
+            && state.descriptors.get(&peer.to_string()).map(Vec::as_slice) != Some(d.as_slice())
+        {
+            state.descriptors.insert(peer.to_string(), d.to_vec());
+            directory_changed = true;
+        }
         state.members.insert(
             peer.to_string(),
             Member {
@@ -855,6 +907,9 @@ impl Runtime {
             },
         );
         drop(state);
+        if directory_changed {
+            self.refresh_directory();
+        }
         if fresh {
             self.wake.notify_one();
         }
@@ -899,8 +954,37 @@ impl Runtime {
 
     /// Sends what a round produced; an empty peer means "the ledger node,
     /// which is this one or not known yet": the settlement waits here.
-    async fn deliver(&self, messages: Vec<(String, Message)>) {
+    async fn deliver(self: &Arc<Self>, messages: Vec<(String, Message)>) {
         for (peer, message) in messages {
+            if let Some((address, level, task)) = self.mix_route(&peer, &message) {
+                let mut message = message;
+                let blocks = if let Message::Run(run) = &mut message {
+                    run.reply_peer = None;
+                    REPORT_REPLY_BLOCKS
+                } else {
+                    0
+                };
+                let mix = self.mix.clone().expect("a mix route needs the plane");
+                if let Err(e) = mix
+                    .send(address, level, wire::encode(&message), blocks)
+                    .await
+                {
+                    tracing::warn!(%task, error = %format!("{e:#}"), "not sent through the mixnet");
+                    if matches!(message, Message::Run(_)) {
+                        // The replica cannot travel at its level: it counts as refused.
+                        let report = TaskReport {
+                            task,
+                            node: String::new(),
+                            peer: peer.clone(),
+                            refused: Some(format!("mixnet: {e:#}")),
+                            interrupted: None,
+                            result: None,
+                        };
+                        Box::pin(Arc::clone(self).on_report(report)).await;
+                    }
+                }
+                continue;
+            }
             if peer.is_empty() {
                 if let Message::Settle(s) = message {
                     let mut state = self.lock();
@@ -916,9 +1000,76 @@ impl Runtime {
         }
     }
 
+    /// Where a work message goes through the mixnet: the executor's mix
+    /// address, the job's privacy level and the task. `None`: fog-p2p
+    /// (messages to this node, settlements, or no mix plane).
+    fn mix_route(
+        &self,
+        peer: &str,
+        message: &Message,
+    ) -> Option<([u8; 32], fog_mix::PrivacyLevel, String)> {
+        self.mix.as_ref()?;
+        if peer.is_empty() || peer == self.p2p.peer_id().to_string() {
+            return None;
+        }
+        let task = match message {
+            Message::Run(run) => run.task.clone(),
+            Message::Cancel { task } | Message::Preempt { task } => task.clone(),
+            _ => return None,
+        };
+        let state = self.lock();
+        let address = state.members.get(peer)?.heartbeat.mix_address.as_ref()?;
+        let address: [u8; 32] = hex::decode(address).ok()?.try_into().ok()?;
+        let privacy = state
+            .jobs
+            .get(job_of(&task))
+            .and_then(|j| j.request.privacy.clone());
+        let level =
+            parse_privacy(privacy.as_deref()).map_or(fog_mix::PrivacyLevel::Public, |p| p.1);
+        Some((address, level, task))
+    }
+
+    /// Hands the mix plane every live node's descriptor.
+    fn refresh_directory(&self) {
+        let Some(mix) = &self.mix else { return };
+        let list: Vec<Vec<u8>> = {
+            let state = self.lock();
+            state
+                .descriptors
+                .iter()
+                .filter(|(peer, _)| state.members.get(*peer).is_some_and(|m| m.alive))
+                .map(|(_, d)| d.clone())
+                .chain(std::iter::once(mix.descriptor()))
+                .collect()
+        };
+        mix.set_directory(&list);
+    }
+
+    async fn mix_loop(self: Arc<Self>) {
+        let Some(mut rx) = self.mix_rx.lock().ok().and_then(|mut r| r.take()) else {
+            return std::future::pending().await;
+        };
+        let me = self.p2p.peer_id();
+        while let Some(incoming) = rx.recv().await {
+            let message = match wire::decode::<Message>(&incoming.body) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(error = %e, "bad work message from the mixnet");
+                    continue;
+                }
+            };
+            match message {
+                Message::Run(task) => {
+                    Box::pin(Arc::clone(&self).on_run(me, *task, incoming.reply)).await
+                }
+                other => Box::pin(Arc::clone(&self).on_message(me, other)).await,
+            }
+        }
+    }
+
     async fn on_message(self: Arc<Self>, from: PeerId, message: Message) {
         match message {
-            Message::Run(task) => self.on_run(from, *task).await,
+            Message::Run(task) => self.on_run(from, *task, None).await,
             Message::Report(report) => self.on_report(*report).await,
             Message::Cancel { task } => {
                 if let Some(exec) = &self.exec
@@ -952,8 +1103,15 @@ impl Runtime {
 
     // ----- the executor side -------------------------------------------------------------
 
-    async fn on_run(self: Arc<Self>, from: PeerId, task: RunTask) {
-        let reply_peer = task.reply_peer.clone().or_else(|| Some(from.to_string()));
+    async fn on_run(self: Arc<Self>, from: PeerId, task: RunTask, handle: Option<ReplyHandle>) {
+        // Through the mixnet the answer goes by reply block, and the
+        // sender is unknown; over fog-p2p it goes to the sender.
+        let mut handle = handle;
+        let reply_peer = if handle.is_some() {
+            None
+        } else {
+            task.reply_peer.clone().or_else(|| Some(from.to_string()))
+        };
         let refuse = |why: String| TaskReport {
             task: task.task.clone(),
             node: self.config.name.clone(),
@@ -963,8 +1121,12 @@ impl Runtime {
             result: None,
         };
         let Some(exec) = self.exec.clone() else {
-            self.report(reply_peer, refuse("this node does not run work".into()))
-                .await;
+            self.answer(
+                reply_peer,
+                handle.take(),
+                refuse("this node does not run work".into()),
+            )
+            .await;
             return;
         };
         let accepting = {
@@ -978,25 +1140,37 @@ impl Runtime {
                 .ok_or_else(|| state.harvest.reason.clone())
         };
         if let Err(reason) = accepting {
-            self.report(reply_peer, refuse(format!("harvest policy: {reason}")))
-                .await;
+            self.answer(
+                reply_peer,
+                handle.take(),
+                refuse(format!("harvest policy: {reason}")),
+            )
+            .await;
             return;
         }
         let spec = match task_spec(&task) {
             Ok(spec) => spec,
             Err(e) => {
-                self.report(reply_peer, refuse(format!("{e:#}"))).await;
+                self.answer(reply_peer, handle.take(), refuse(format!("{e:#}")))
+                    .await;
                 return;
             }
         };
         let id = spec.id().clone();
         if let Err(e) = exec.submit(spec).await {
-            self.report(reply_peer, refuse(format!("executor: {e}")))
+            self.answer(reply_peer, handle.take(), refuse(format!("executor: {e}")))
                 .await;
             return;
         }
         {
             let mut state = self.lock();
+            if let Some(h) = handle.take() {
+                if state.replies.len() < MAX_REPLY_HANDLES {
+                    state.replies.insert(task.task.clone(), h);
+                } else {
+                    tracing::warn!(task = %task.task, "too many reply handles; its report will not travel back");
+                }
+            }
             state.running.insert(
                 task.task.clone(),
                 Running {
@@ -1123,8 +1297,9 @@ impl Runtime {
         if report.result.is_some() {
             self.metrics.tasks_executed.inc();
         }
+        let handle = self.lock().replies.remove(id.as_str());
         if status.state != TaskState::Cancelled {
-            self.report(reply_peer, report).await;
+            self.answer(reply_peer, handle, report).await;
         }
     }
 
@@ -1154,6 +1329,25 @@ impl Runtime {
             stderr,
             account: self.key.account().to_hex(),
             signature: hex::encode(signed.signature),
+        }
+    }
+
+    /// Answers a task: by its reply blocks when it came through the
+    /// mixnet, else over fog-p2p.
+    async fn answer(
+        &self,
+        reply_peer: Option<String>,
+        handle: Option<ReplyHandle>,
+        report: TaskReport,
+    ) {
+        match (handle, &self.mix) {
+            (Some(handle), Some(mix)) => {
+                let body = wire::encode(&Message::Report(Box::new(report.clone())));
+                if let Err(e) = mix.reply(handle, body).await {
+                    tracing::warn!(task = %report.task, error = %format!("{e:#}"), "report not sent through the mixnet");
+                }
+            }
+            _ => self.report(reply_peer, report).await,
         }
     }
 
@@ -1262,8 +1456,13 @@ impl Runtime {
                     .and_then(|r| r.result.clone());
                 // Wait for every replica still running, unless a quorum of all
                 // wanted replicas already agrees.
+                // Every wanted replica reports before the verdict (a liar
+                // among them becomes evidence), unless all wanted replicas
+                // already agree; a job that cannot get more nodes for a
+                // while settles with what it has.
                 let outstanding = job.replicas.iter().any(|r| r.state == ReplicaState::Sent);
-                if outstanding && agreeing.len() < wanted {
+                let enough = reported.len() >= wanted || job.unplaced_rounds > 40;
+                if agreeing.len() < wanted && (outstanding || !enough) {
                     return out;
                 }
                 for peer in &agreeing {
@@ -1672,6 +1871,17 @@ impl Runtime {
                 job.state = JobState::Running;
             } else if !progress {
                 job.unplaced_rounds += 1;
+                if job.unplaced_rounds > 40
+                    && job
+                        .replicas
+                        .iter()
+                        .any(|r| r.state == ReplicaState::Reported)
+                {
+                    // No node for the missing replicas: settle with the reports in.
+                    let messages = self.verify(state, &mut job);
+                    out.extend(messages);
+                    settle_state(&mut job);
+                }
                 let waited = Duration::from_millis(now_ms().saturating_sub(job.submitted_ms));
                 if active == 0 && waited > PLACEMENT_PATIENCE {
                     job.state = JobState::Failed;
@@ -1986,7 +2196,7 @@ impl Runtime {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            let mut state = self.lock();
+            let state = self.lock();
             let counts: HashMap<&str, i64> = JOB_STATES.iter().map(|s| (*s, 0)).collect();
             let mut counts = counts;
             for j in state.jobs.values() {
@@ -1995,9 +2205,37 @@ impl Runtime {
             for (s, n) in counts {
                 self.metrics.jobs.get_or_create(&label("state", s)).set(n);
             }
-            let total = state.last_mix_total;
-            push_bounded(&mut state.pps_history, total.saturating_sub(total));
-            let _ = &state.latency_history;
+            drop(state);
+            if let Some(mix) = &self.mix {
+                let now = mix.stats();
+                let mut state = self.lock();
+                let before = state.last_mix;
+                for (event, new, old) in [
+                    ("received", now.received, before.received),
+                    ("forwarded", now.forwarded, before.forwarded),
+                    ("delivered", now.delivered, before.delivered),
+                    ("cover", now.cover, before.cover),
+                    ("dropped", now.dropped, before.dropped),
+                ] {
+                    self.metrics
+                        .mix_packets
+                        .get_or_create(&label("event", event))
+                        .inc_by(new.saturating_sub(old));
+                }
+                if now.latency_samples > before.latency_samples {
+                    self.metrics
+                        .mix_latency
+                        .observe(now.latency_p50_ms / 1000.0);
+                }
+                push_bounded(&mut state.pps_history, now.pps.round() as u64);
+                push_bounded(
+                    &mut state.latency_history,
+                    now.latency_p50_ms.round() as u64,
+                );
+                state.last_mix = now;
+                drop(state);
+                self.refresh_directory();
+            }
         }
     }
 }
