@@ -1060,7 +1060,7 @@ impl Runtime {
             };
             match message {
                 Message::Run(task) => {
-                    Box::pin(Arc::clone(&self).on_run(me, *task, incoming.reply)).await
+                    Box::pin(Arc::clone(&self).on_run(me, *task, incoming.reply)).await;
                 }
                 other => Box::pin(Arc::clone(&self).on_message(me, other)).await,
             }
