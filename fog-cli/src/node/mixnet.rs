@@ -178,7 +178,7 @@ impl std::fmt::Debug for ReplyHandle {
         f.debug_struct("ReplyHandle")
             .field("blocks", &self.blocks.len())
             .field("capacity", &self.capacity())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -432,15 +432,14 @@ impl MixPlane {
         )
         .await
         .with_context(|| format!("cannot listen for mix packets on {}", config.listen))?;
-        let advertise = match config.advertise {
-            Some(a) => a,
-            None => {
-                let a = listener.local_addr();
-                if a.ip().is_unspecified() {
-                    bail!("the mix plane listens on {a}; give the address others dial (advertise)");
-                }
-                a
+        let advertise = if let Some(a) = config.advertise {
+            a
+        } else {
+            let a = listener.local_addr();
+            if a.ip().is_unspecified() {
+                bail!("the mix plane listens on {a}; give the address others dial (advertise)");
             }
+            a
         };
         let mut family = config.family.clone();
         while family.len() > MAX_FAMILY_LEN {
@@ -896,7 +895,7 @@ impl Inner {
         }
         let per_block =
             ReplyBlock::capacity(self.builder.config()).saturating_sub(wire::FRAGMENT_HEADER_LEN);
-        let reply = (!envelope.reply_blocks.is_empty()).then(|| ReplyHandle {
+        let reply = (!envelope.reply_blocks.is_empty()).then_some(ReplyHandle {
             blocks: envelope.reply_blocks,
             per_block,
         });

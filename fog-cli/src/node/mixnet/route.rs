@@ -39,16 +39,15 @@ fn group_of(addr: SocketAddr) -> [u8; 4] {
             let o = v4.octets();
             [4, o[0], o[1], 0]
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
                 let o = v4.octets();
                 [4, o[0], o[1], 0]
-            }
-            None => {
+            } else {
                 let o = v6.octets();
                 [o[0], o[1], o[2], o[3]]
             }
-        },
+        }
     }
 }
 

@@ -434,7 +434,7 @@ mod tests {
                 prop_assert!(r.len() <= limits.max_messages);
                 prop_assert!(r.bytes <= limits.max_bytes);
             }
-            r.expire(t0 + Duration::from_secs(3600));
+            r.expire(t0 + Duration::from_hours(1));
             prop_assert_eq!(r.len(), 0);
             prop_assert_eq!(r.bytes, 0);
         }
