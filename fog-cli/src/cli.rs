@@ -73,10 +73,13 @@ pub(crate) enum Command {
     Sched(crate::cmd::sched::SchedArgs),
     /// Whether and how much this device may lend compute
     Harvest(crate::cmd::harvest::HarvestArgs),
-    /// Live terminal monitor of a node or devnet (not available yet)
-    Tui(Pending),
+    /// Live terminal monitor of a node or devnet
+    Tui(crate::tui::TuiArgs),
     /// Print a shell completion script to stdout
     Completions(CompletionsArgs),
+    /// Write the manual pages into a directory (used by `cargo xtask man`)
+    #[command(hide = true)]
+    Manpages(crate::cmd::manpages::ManpagesArgs),
 }
 
 impl Command {
@@ -95,6 +98,7 @@ impl Command {
             Command::Harvest(_) => "harvest",
             Command::Tui(_) => "tui",
             Command::Completions(_) => "completions",
+            Command::Manpages(_) => "manpages",
         }
     }
 }

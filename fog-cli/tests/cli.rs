@@ -82,17 +82,17 @@ fn unknown_shell_is_a_usage_error() {
 #[test]
 fn a_group_with_nothing_behind_it_says_so_and_fails() {
     fog()
-        .args(["tui", "--refresh", "1s"])
+        .args(["node", "--refresh", "1s"])
         .assert()
         .code(69)
         .stdout(predicate::str::is_empty())
-        .stderr(predicate::str::contains("`fog tui` is not available yet"));
+        .stderr(predicate::str::contains("`fog node` is not available yet"));
 }
 
 #[test]
 fn json_errors_are_one_document_on_stdout() {
     let output = fog()
-        .args(["--json", "tui"])
+        .args(["--json", "node"])
         .assert()
         .code(69)
         .get_output()

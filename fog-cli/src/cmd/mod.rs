@@ -6,6 +6,7 @@ pub(crate) mod completions;
 pub(crate) mod dao;
 pub(crate) mod harvest;
 pub(crate) mod job;
+pub(crate) mod manpages;
 pub(crate) mod mesh;
 pub(crate) mod mix;
 pub(crate) mod p2p;
