@@ -52,6 +52,17 @@ pub(crate) fn draw(frame: &mut Frame<'_>, app: &mut App) {
 
     draw_tabs(frame, tabs, app);
     draw_summary(frame, summary, app);
+    // What the jobs pane says when there is no status (it has room for the
+    // whole error, which the summary line may cut).
+    let absent = match app.current() {
+        Some(NodeEntry {
+            snapshot: None,
+            error: Some(error),
+            ..
+        }) => format!("no status: {error}"),
+        Some(NodeEntry { snapshot: None, .. }) => "waiting for the first answer…".to_owned(),
+        _ => "no data".to_owned(),
+    };
     let wide = area.width >= WIDE;
     let focus = app.focus;
     let now_ms = app.now_ms;
@@ -81,6 +92,7 @@ pub(crate) fn draw(frame: &mut Frame<'_>, app: &mut App) {
         focus == Pane::Jobs,
         wide,
         now_ms,
+        &absent,
     );
     draw_mix(frame, mix, snapshot.map(|s| &s.mix));
     draw_dao(
@@ -110,13 +122,14 @@ fn title(text: String) -> Span<'static> {
     Span::styled(text, Style::new().add_modifier(Modifier::BOLD))
 }
 
-/// A dimmed one-line message inside a pane.
+/// A dimmed message inside a pane, wrapped.
 fn note(frame: &mut Frame<'_>, area: Rect, text: &str) {
     frame.render_widget(
         Paragraph::new(Span::styled(
             text.to_owned(),
             Style::new().fg(Color::DarkGray),
-        )),
+        ))
+        .wrap(Wrap { trim: true }),
         area,
     );
 }
@@ -366,6 +379,8 @@ fn gauge(name: &str, value: Option<String>, ratio: f64, color: Color) -> LineGau
     LineGauge::default()
         .label(label)
         .ratio(if known { unit(ratio) } else { 0.0 })
+        .filled_symbol("━")
+        .unfilled_symbol("─")
         .filled_style(Style::new().fg(color))
         .unfilled_style(Style::new().fg(Color::DarkGray))
 }
@@ -425,6 +440,7 @@ fn gauges(h: &HarvestView) -> Vec<LineGauge<'static>> {
     ]
 }
 
+#[allow(clippy::too_many_arguments)]
 fn draw_jobs(
     frame: &mut Frame<'_>,
     area: Rect,
@@ -433,6 +449,7 @@ fn draw_jobs(
     focused: bool,
     wide: bool,
     now_ms: u64,
+    absent: &str,
 ) {
     let heading = match snapshot {
         Some(s) => {
@@ -460,7 +477,7 @@ fn draw_jobs(
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let Some(jobs) = jobs else {
-        note(frame, inner, "no data");
+        note(frame, inner, absent);
         return;
     };
     if jobs.is_empty() {
@@ -964,7 +981,7 @@ mod tests {
         press(&mut app, KeyCode::End);
         let terminal = render(&mut app, 80, 24);
         let screen = terminal.backend().to_string();
-        let last = &fixture::snapshot().jobs.last().unwrap().id;
+        let last = fixture::snapshot().jobs.last().unwrap().id.clone();
         assert!(screen.contains(&last[..8]), "{screen}");
         // The selected job's detail is in the pane's bottom border.
         assert!(
