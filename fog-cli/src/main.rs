@@ -40,7 +40,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mesh(args) => cmd::mesh::run(&args, &cli.global),
         Command::Sched(args) => cmd::sched::run(args, &cli.global),
         Command::Harvest(args) => cmd::harvest::run(args, &cli.global),
-        Command::Tui(args) => tui::run(args, &cli.global),
+        Command::Tui(args) => tui::run(&args, &cli.global),
         Command::Manpages(args) => cmd::manpages::run(&args, &cli.global),
     }
 }

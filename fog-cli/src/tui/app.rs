@@ -226,16 +226,12 @@ impl App {
             KeyCode::PageUp => self.move_by(-(PAGE as isize)),
             KeyCode::Home | KeyCode::Char('g') => self.move_by(isize::MIN),
             KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX),
-            KeyCode::Right | KeyCode::Char('n') => {
-                if !self.nodes.is_empty() {
-                    self.select_node((self.selected + 1) % self.nodes.len());
-                }
+            KeyCode::Right | KeyCode::Char('n') if !self.nodes.is_empty() => {
+                self.select_node((self.selected + 1) % self.nodes.len());
             }
-            KeyCode::Left | KeyCode::Char('p') => {
-                if !self.nodes.is_empty() {
-                    let count = self.nodes.len();
-                    self.select_node((self.selected + count - 1) % count);
-                }
+            KeyCode::Left | KeyCode::Char('p') if !self.nodes.is_empty() => {
+                let count = self.nodes.len();
+                self.select_node((self.selected + count - 1) % count);
             }
             KeyCode::Char(c @ '1'..='9') => {
                 let index = (c as usize) - ('1' as usize);

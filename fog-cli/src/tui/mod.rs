@@ -118,7 +118,7 @@ fn devnet_nodes(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Runs `fog tui`.
-pub(crate) fn run(args: TuiArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &TuiArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let targets = args.targets()?;
     let every = Duration::from_millis(args.refresh_ms);
     let runtime = tokio::runtime::Builder::new_multi_thread()
