@@ -12,9 +12,6 @@ use clap_complete::Shell;
 /// governed by vote.
 #[derive(Debug, Parser)]
 #[command(name = "fog", version, propagate_version = true, max_term_width = 100)]
-#[command(
-    after_help = "Groups marked (not available yet) answer with exit code 69 until their layer lands."
-)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
@@ -73,38 +70,13 @@ pub(crate) enum Command {
     Sched(crate::cmd::sched::SchedArgs),
     /// Whether and how much this device may lend compute
     Harvest(crate::cmd::harvest::HarvestArgs),
-    /// Live terminal monitor of a node or devnet (not available yet)
-    Tui(Pending),
+    /// Live terminal monitor of a node or devnet
+    Tui(crate::tui::TuiArgs),
     /// Print a shell completion script to stdout
     Completions(CompletionsArgs),
-}
-
-impl Command {
-    /// The group's name as typed on the command line.
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            Command::Node(_) => "node",
-            Command::Devnet(_) => "devnet",
-            Command::Job(_) => "job",
-            Command::Bench(_) => "bench",
-            Command::Dao(_) => "dao",
-            Command::Mix(_) => "mix",
-            Command::P2p(_) => "p2p",
-            Command::Mesh(_) => "mesh",
-            Command::Sched(_) => "sched",
-            Command::Harvest(_) => "harvest",
-            Command::Tui(_) => "tui",
-            Command::Completions(_) => "completions",
-        }
-    }
-}
-
-/// A group whose layer has not landed: it accepts any arguments and says so.
-#[derive(Debug, Args)]
-pub(crate) struct Pending {
-    /// Arguments for the group (ignored until it exists).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub(crate) args: Vec<String>,
+    /// Write the manual pages into a directory (used by `cargo xtask man`)
+    #[command(hide = true)]
+    Manpages(crate::cmd::manpages::ManpagesArgs),
 }
 
 /// `fog completions <shell>`.

@@ -6,6 +6,7 @@
 mod cli;
 mod cmd;
 mod node;
+mod tui;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -27,13 +28,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let group = cli.command.name();
     match cli.command {
         Command::Completions(args) => cmd::completions::run(&args, &mut io::stdout().lock()),
         Command::Job(args) => cmd::job::run(args, &cli.global),
         Command::Node(args) => cmd::node::run(args, &cli.global),
         Command::Devnet(args) => cmd::devnet::run(args, &cli.global),
-        Command::Tui(_) => Err(cmd::unavailable(group, "the node runtime")),
         Command::Bench(args) => cmd::bench::run(&args, &cli.global),
         Command::Dao(args) => cmd::dao::run(args, &cli.global),
         Command::Mix(args) => cmd::mix::run(&args, &cli.global),
@@ -41,6 +40,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mesh(args) => cmd::mesh::run(&args, &cli.global),
         Command::Sched(args) => cmd::sched::run(args, &cli.global),
         Command::Harvest(args) => cmd::harvest::run(args, &cli.global),
+        Command::Tui(args) => tui::run(&args, &cli.global),
+        Command::Manpages(args) => cmd::manpages::run(&args, &cli.global),
     }
 }
 

@@ -80,30 +80,37 @@ fn unknown_shell_is_a_usage_error() {
 }
 
 #[test]
-fn a_group_with_nothing_behind_it_says_so_and_fails() {
+fn a_node_that_is_not_running_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
     fog()
-        .args(["tui", "--refresh", "1s"])
+        .args(["node", "status", "--data-dir"])
+        .arg(dir.path())
         .assert()
-        .code(69)
+        .code(1)
         .stdout(predicate::str::is_empty())
-        .stderr(predicate::str::contains("`fog tui` is not available yet"));
+        .stderr(predicate::str::contains(
+            "is a node running with this data directory?",
+        ));
 }
 
 #[test]
 fn json_errors_are_one_document_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
     let output = fog()
-        .args(["--json", "tui"])
+        .args(["--json", "job", "--node"])
+        .arg(dir.path())
+        .arg("list")
         .assert()
-        .code(69)
+        .code(1)
         .get_output()
         .stdout
         .clone();
     let document: serde_json::Value =
         serde_json::from_slice(&output).expect("stdout is one JSON document");
-    assert_eq!(document["error"]["kind"], "unavailable");
+    assert_eq!(document["error"]["kind"], "error");
     assert!(
         document["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("not available yet"))
+            .is_some_and(|m| m.contains("api.addr"))
     );
 }

@@ -283,8 +283,10 @@ fn four_containers_finish_every_job_when_one_is_cut_off() {
             &format!("mh{i}"),
             "--cpu",
             "500",
+            "--fuel",
+            "100000000000",
             "--",
-            "80000000",
+            "1500000000",
         ]);
         let v: serde_json::Value = serde_json::from_str(&ok(&out, "submit")).unwrap();
         ids.push(v["id"].as_str().unwrap().to_owned());

@@ -6,6 +6,8 @@
 //! cargo xtask bench [--quick] [--save-baseline NAME] [--baseline NAME] [LAYER...]
 //!                             every benchmark, references side by side, report
 //!                             in target/fog-bench/ (see benches/README.md)
+//! cargo xtask man [--out DIR] the manual pages (fog.1, fog-job.1, ...), by default
+//!                             in target/man/
 //! ```
 //!
 //! All take `--workspace-root DIR` to run against another workspace (the
@@ -34,7 +36,7 @@ const CLIPPY_COMMAND: &[&str] = &[
     "warnings",
 ];
 
-const USAGE: &str = "usage: cargo xtask <ci | check-layers | bench> [--workspace-root DIR] (bench --help for its options)";
+const USAGE: &str = "usage: cargo xtask <ci | check-layers | bench | man [--out DIR]> [--workspace-root DIR] (bench --help for its options)";
 
 fn main() -> ExitCode {
     match run(env::args().skip(1).collect()) {
@@ -53,10 +55,14 @@ fn run(args: Vec<String>) -> Result<(), String> {
         return bench::run(default_root(), args.collect());
     }
     let mut root = default_root();
+    let mut out = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--workspace-root" => {
                 root = PathBuf::from(args.next().ok_or("--workspace-root needs a directory")?);
+            }
+            "--out" if task == "man" => {
+                out = Some(PathBuf::from(args.next().ok_or("--out needs a directory")?));
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -68,6 +74,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
     match task.as_str() {
         "check-layers" => check_architecture(&root),
         "ci" => ci(&root),
+        "man" => man(&root, out),
         "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())
@@ -96,6 +103,36 @@ fn ci(root: &Path) -> Result<(), String> {
     }
     eprintln!("xtask: ci passed");
     Ok(())
+}
+
+/// The manual pages: the hidden `fog manpages DIR` renders them from the
+/// command tree (fog-cli is a binary crate, so xtask cannot link it).
+fn man(root: &Path, out: Option<PathBuf>) -> Result<(), String> {
+    let out = out.unwrap_or_else(|| root.join("target").join("man"));
+    // Cargo runs in `root`; a relative --out is meant from here.
+    let out = if out.is_absolute() {
+        out
+    } else {
+        env::current_dir()
+            .map_err(|e| format!("cannot read the current directory: {e}"))?
+            .join(out)
+    };
+    let out = out
+        .to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", out.display()))?
+        .to_owned();
+    run_cargo(
+        root,
+        &[
+            "run",
+            "--quiet",
+            "--package",
+            "fog-cli",
+            "--",
+            "manpages",
+            &out,
+        ],
+    )
 }
 
 fn check_architecture(root: &Path) -> Result<(), String> {

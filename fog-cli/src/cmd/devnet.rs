@@ -612,9 +612,10 @@ async fn wait_states(
 
 /// Opens the live monitor on the devnet's nodes.
 fn open_tui(dir: &Path, global: &GlobalArgs) -> anyhow::Result<()> {
-    let _ = (dir, global);
-    Err(crate::cmd::unavailable(
-        "devnet up --tui",
-        "the terminal monitor",
-    ))
+    let _ = global;
+    let targets = node_dirs(dir)
+        .into_iter()
+        .map(crate::tui::Target::data_dir)
+        .collect();
+    runtime()?.block_on(crate::tui::monitor(targets, Duration::from_secs(1)))
 }

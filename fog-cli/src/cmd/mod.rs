@@ -8,6 +8,7 @@ pub(crate) mod devnet;
 pub(crate) mod harvest;
 pub(crate) mod job;
 pub(crate) mod job_api;
+pub(crate) mod manpages;
 pub(crate) mod mesh;
 pub(crate) mod mix;
 pub(crate) mod node;
@@ -27,10 +28,6 @@ pub(crate) struct Failure {
     pub(crate) message: String,
 }
 
-/// Exit code for a command group whose layer has not landed
-/// (`EX_UNAVAILABLE` from sysexits.h).
-pub(crate) const EXIT_UNAVAILABLE: u8 = 69;
-
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -38,18 +35,6 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
-
-/// The answer of a group that has nothing behind it yet.
-pub(crate) fn unavailable(group: &str, layer: &str) -> anyhow::Error {
-    Failure {
-        code: EXIT_UNAVAILABLE,
-        kind: "unavailable",
-        message: format!(
-            "`fog {group}` is not available yet: {layer} has not landed in this build (see README.md for what works today)"
-        ),
-    }
-    .into()
-}
 
 /// A layer's data directory: `given`, else `$FOG_DATA_DIR/LAYER`, else
 /// `./.fog/LAYER`.

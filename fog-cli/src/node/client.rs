@@ -54,6 +54,11 @@ impl ApiClient {
         Self::new(addr.trim(), &token)
     }
 
+    /// The API's base URL.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     async fn check(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
         let status = response.status();
         if status.is_success() {
