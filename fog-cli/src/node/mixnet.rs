@@ -899,12 +899,18 @@ impl Inner {
             blocks: envelope.reply_blocks,
             per_block,
         });
-        match out.try_send(MixMessage {
-            body: envelope.body,
-            reply,
-        }) {
-            Ok(()) => bump(&c.messages_received),
-            Err(_) => bump(&c.dropped_unread),
+        // Counted before the hand-over, so that whoever reads the message
+        // also sees it counted.
+        bump(&c.messages_received);
+        if out
+            .try_send(MixMessage {
+                body: envelope.body,
+                reply,
+            })
+            .is_err()
+        {
+            c.messages_received.fetch_sub(1, Ordering::Relaxed);
+            bump(&c.dropped_unread);
         }
     }
 
