@@ -305,10 +305,12 @@ impl Node {
             Some(path) => Queue::open(path, config.queue_capacity)?,
             None => Queue::in_memory(config.queue_capacity)?,
         };
-        let mut bans = match &config.queue_path {
-            Some(path) => Some(BanStore::open(path, config.ban_capacity).map_err(Error::BanList)?),
-            None => None,
-        };
+        let mut bans = config
+            .queue_path
+            .as_deref()
+            .map(|path| BanStore::open(path, config.ban_capacity))
+            .transpose()
+            .map_err(Error::BanList)?;
         let mut book = PeerBook::new(
             config.peer_book_capacity,
             config.ban_capacity,
