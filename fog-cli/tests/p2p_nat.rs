@@ -278,22 +278,18 @@ fn wait(
     let deadline = Instant::now() + STEP;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((n, line)) => {
-                seen.push((n, line.clone()));
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && pick(n, &v)
-                {
-                    return v;
-                }
-            }
-            Err(_) => {
-                let logs: Vec<String> = procs.iter().map(|p| p.tail()).collect();
-                panic!(
-                    "{what}: not seen; events: {seen:#?}\nlogs:\n{}",
-                    logs.join("\n----\n")
-                )
-            }
+        let Ok((n, line)) = rx.recv_timeout(left) else {
+            let logs: Vec<String> = procs.iter().map(|p| p.tail()).collect();
+            panic!(
+                "{what}: not seen; events: {seen:#?}\nlogs:\n{}",
+                logs.join("\n----\n")
+            )
+        };
+        seen.push((n, line.clone()));
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && pick(n, &v)
+        {
+            return v;
         }
     }
 }

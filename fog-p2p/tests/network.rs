@@ -448,7 +448,7 @@ async fn bans_survive_a_restart() {
                     a_id,
                     b"back".to_vec(),
                     Priority::Normal,
-                    Duration::from_secs(60),
+                    Duration::from_mins(1),
                 )
                 .await
                 .map_err(|e| e.to_string())
