@@ -54,7 +54,7 @@ pub(crate) struct Behaviour {
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     pub(crate) gossipsub: gossipsub::Behaviour<CountingTransform>,
-    pub(crate) autonat: autonat::Behaviour,
+    pub(crate) autonat: Toggle<autonat::Behaviour>,
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) dcutr: dcutr::Behaviour,
@@ -126,7 +126,7 @@ impl Behaviour {
         if let Some(alpha) = std::num::NonZeroUsize::new(config.kad_parallelism) {
             kad_config.set_parallelism(alpha);
         }
-        kad_config.set_periodic_bootstrap_interval(Some(std::time::Duration::from_mins(5)));
+        kad_config.set_periodic_bootstrap_interval(config.kad_bootstrap_interval);
         let store = MemoryStore::with_config(
             peer_id,
             MemoryStoreConfig {
@@ -146,7 +146,18 @@ impl Behaviour {
         gossip_config
             .heartbeat_interval(config.gossip_heartbeat)
             .validation_mode(gossipsub::ValidationMode::Strict)
-            .max_transmit_size(config.gossip_max_message);
+            .max_transmit_size(config.gossip_max_message)
+            .mesh_n(config.gossip_mesh_n)
+            .mesh_n_low(config.gossip_mesh_n_low)
+            .mesh_n_high(config.gossip_mesh_n_high)
+            .mesh_outbound_min(
+                (config.gossip_mesh_n / 2)
+                    .min(config.gossip_mesh_n_low)
+                    .min(2),
+            )
+            .gossip_lazy(config.gossip_lazy)
+            .flood_publish(config.gossip_flood_publish)
+            .idontwant_message_size_threshold(config.gossip_idontwant_threshold);
         if let Some(prefix) = &protocols.gossip_prefix {
             gossip_config.protocol_id_prefix(prefix.clone());
         }
@@ -173,13 +184,15 @@ impl Behaviour {
             .with_peer_score(score_params, gossipsub::PeerScoreThresholds::default())
             .map_err(|e| Error::Config(format!("gossipsub scoring: {e}")))?;
 
-        let autonat = autonat::Behaviour::new(
-            peer_id,
-            autonat::Config {
-                only_global_ips: !config.autonat_local,
-                ..autonat::Config::default()
-            },
-        );
+        let autonat = config.autonat.then(|| {
+            autonat::Behaviour::new(
+                peer_id,
+                autonat::Config {
+                    only_global_ips: !config.autonat_local,
+                    ..autonat::Config::default()
+                },
+            )
+        });
 
         let relay_server = config
             .relay_server
@@ -214,10 +227,10 @@ impl Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             memory: memory.into(),
             identify,
-            ping: ping::Behaviour::new(ping::Config::new()),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval)),
             kad,
             gossipsub,
-            autonat,
+            autonat: autonat.into(),
             relay_server: relay_server.into(),
             relay_client,
             dcutr: dcutr::Behaviour::new(peer_id),

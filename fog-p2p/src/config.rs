@@ -57,18 +57,47 @@ pub struct Config {
     /// Act as a circuit relay v2 server for other peers (bounded by
     /// libp2p's default reservation and circuit limits).
     pub relay_server: bool,
+    /// Run AutoNAT (reachability probes). A node with a fixed Kademlia mode
+    /// and no relay use for it (an in-process network) can switch it off.
+    pub autonat: bool,
     /// AutoNAT accepts private and loopback addresses (tests, LANs).
     pub autonat_local: bool,
+    /// Addresses others can reach this node at, announced as confirmed
+    /// external addresses (a relay server or bootstrap node on a public
+    /// address says so here instead of waiting for AutoNAT).
+    pub external: Vec<Multiaddr>,
     /// Kademlia mode.
     pub kad_mode: KadMode,
     /// Kademlia lookup parallelism (alpha).
     pub kad_parallelism: usize,
     /// Records kept in the local DHT store.
     pub kad_max_records: usize,
+    /// Interval of the periodic Kademlia bootstrap (routing table refresh);
+    /// `None`: only the automatic bootstrap while the table is small.
+    pub kad_bootstrap_interval: Option<Duration>,
+    /// Interval of the liveness ping on every connection.
+    pub ping_interval: Duration,
     /// GossipSub heartbeat interval.
     pub gossip_heartbeat: Duration,
     /// Largest GossipSub message.
     pub gossip_max_message: usize,
+    /// GossipSub mesh degree D (each peer forwards a message to its D mesh
+    /// peers, so a node receives about D - 1 duplicates without IDONTWANT).
+    pub gossip_mesh_n: usize,
+    /// GossipSub D_low: below this many mesh peers the mesh is grafted up.
+    pub gossip_mesh_n_low: usize,
+    /// GossipSub D_high: above this many mesh peers the mesh is pruned.
+    pub gossip_mesh_n_high: usize,
+    /// GossipSub D_lazy: peers outside the mesh told about messages by
+    /// IHAVE gossip each heartbeat (a message they missed is then pulled).
+    pub gossip_lazy: usize,
+    /// Publish to every known topic peer instead of only the mesh (more
+    /// robust against eclipse attacks, more duplicates).
+    pub gossip_flood_publish: bool,
+    /// Messages larger than this many bytes make the receiver send
+    /// IDONTWANT to its other mesh peers (GossipSub v1.2), so they do not
+    /// forward a copy it already has.
+    pub gossip_idontwant_threshold: usize,
     /// Hard limit on established connections.
     pub max_connections: u32,
     /// Connections per peer.
@@ -82,7 +111,10 @@ pub struct Config {
     pub peer_book_capacity: usize,
     /// A peer whose score falls to this value is banned.
     pub ban_threshold: f64,
-    /// SQLite file of the store-and-forward queue; `None`: in memory.
+    /// Peers the ban list holds; banning one more lifts the oldest ban.
+    pub ban_capacity: usize,
+    /// SQLite file of the store-and-forward queue and the ban list, both
+    /// kept across restarts; `None`: both in memory only.
     pub queue_path: Option<PathBuf>,
     /// Messages the store-and-forward queue holds.
     pub queue_capacity: usize,
@@ -118,18 +150,29 @@ impl Config {
             extra_transports: Vec::new(),
             mdns: true,
             relay_server: true,
+            autonat: true,
             autonat_local: false,
+            external: Vec::new(),
             kad_mode: KadMode::Auto,
             kad_parallelism: 3,
             kad_max_records: 4096,
+            kad_bootstrap_interval: Some(Duration::from_mins(5)),
+            ping_interval: Duration::from_secs(15),
             gossip_heartbeat: Duration::from_secs(1),
             gossip_max_message: 64 * 1024,
+            gossip_mesh_n: 6,
+            gossip_mesh_n_low: 5,
+            gossip_mesh_n_high: 12,
+            gossip_lazy: 6,
+            gossip_flood_publish: true,
+            gossip_idontwant_threshold: 1000,
             max_connections: 256,
             max_connections_per_peer: 4,
             target_peers: 96,
             max_memory_fraction: Some(0.9),
             peer_book_capacity: 4096,
             ban_threshold: -100.0,
+            ban_capacity: 65_536,
             queue_path: None,
             queue_capacity: 10_000,
             maintenance_interval: Duration::from_secs(5),
@@ -177,6 +220,7 @@ impl fmt::Debug for Config {
             .field("quic", &self.quic)
             .field("memory", &self.memory)
             .field("extra_transports", &self.extra_transports.len())
+            .field("external", &self.external)
             .field("kad_mode", &self.kad_mode)
             .field("queue_path", &self.queue_path)
             .finish_non_exhaustive()

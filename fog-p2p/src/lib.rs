@@ -50,6 +50,7 @@ pub mod envelope;
 pub mod queue;
 pub mod transport;
 
+mod bans;
 mod behaviour;
 mod config;
 mod node;
@@ -137,6 +138,9 @@ pub enum Error {
     /// The store-and-forward database failed.
     #[error(transparent)]
     Queue(#[from] queue::QueueError),
+    /// The ban list database failed.
+    #[error("ban list database: {0}")]
+    BanList(#[source] rusqlite::Error),
     /// A payload over the size limit.
     #[error(transparent)]
     TooLarge(#[from] envelope::TooLarge),

@@ -17,11 +17,12 @@ use libp2p::identity::Keypair;
 use libp2p::kad::{self, QueryId, QueryResult, Quorum, Record, RecordKey};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, autonat, identify, mdns, noise, ping, yamux};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::bans::BanStore;
 use crate::behaviour::{Behaviour, BehaviourEvent, Protocols};
 use crate::config::Config;
 use crate::envelope::{Envelope, Kind, Priority, Reply};
@@ -113,6 +114,16 @@ pub enum Event {
     },
     /// A peer was banned (its score fell too low, or by request).
     Banned(PeerId),
+    /// A DCUtR hole punch ended: a relayed connection to `peer` was
+    /// upgraded to a direct one at `addr`, or the attempt failed.
+    HolePunch {
+        /// The peer at the other end of the relayed connection.
+        peer: PeerId,
+        /// The direct connection's remote address (when it succeeded).
+        addr: Option<Multiaddr>,
+        /// Why it failed (when it did).
+        error: Option<String>,
+    },
 }
 
 /// The outcome of [`Node::send`].
@@ -260,11 +271,15 @@ pub fn load_or_create_key(path: &Path) -> Result<Keypair, Error> {
     }
 }
 
+/// The peer an address leads to: its last `/p2p/` component (a relayed
+/// address names the relay first and the target last).
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
-    addr.iter().find_map(|p| match p {
-        Protocol::P2p(id) => Some(id),
-        _ => None,
-    })
+    addr.iter()
+        .filter_map(|p| match p {
+            Protocol::P2p(id) => Some(id),
+            _ => None,
+        })
+        .last()
 }
 
 fn capability_key(capability: &str) -> RecordKey {
@@ -290,6 +305,17 @@ impl Node {
             Some(path) => Queue::open(path, config.queue_capacity)?,
             None => Queue::in_memory(config.queue_capacity)?,
         };
+        let mut bans = config
+            .queue_path
+            .as_deref()
+            .map(|path| BanStore::open(path, config.ban_capacity))
+            .transpose()
+            .map_err(Error::BanList)?;
+        let mut book = PeerBook::new(
+            config.peer_book_capacity,
+            config.ban_capacity,
+            config.ban_threshold,
+        );
         let received = Arc::new(AtomicU64::new(0));
         let peer_id = key.public().to_peer_id();
 
@@ -314,6 +340,26 @@ impl Node {
                 reason: e.to_string(),
             })?;
         }
+        for addr in &config.external {
+            swarm.add_external_address(addr.clone());
+        }
+        // Bans from earlier runs hold before the first dial.
+        if let Some(store) = &mut bans {
+            for (peer, since) in store.load().map_err(Error::BanList)? {
+                let (_, lifted) = book.ban(peer, since);
+                if let Some(lifted) = lifted {
+                    // A smaller capacity than last run: keep the newest bans.
+                    swarm.behaviour_mut().blocked.unblock_peer(lifted);
+                    swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .remove_blacklisted_peer(&lifted);
+                    store.remove(&lifted).map_err(Error::BanList)?;
+                }
+                swarm.behaviour_mut().blocked.block_peer(peer);
+                swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+            }
+        }
         let mut bootstrap = HashSet::new();
         for addr in &config.bootstrap {
             let Some(peer) = peer_of(addr) else {
@@ -337,7 +383,8 @@ impl Node {
             rx,
             events: events.clone(),
             queue,
-            book: PeerBook::new(config.peer_book_capacity, config.ban_threshold),
+            bans,
+            book,
             bootstrap,
             queries: HashMap::new(),
             outbound: HashMap::new(),
@@ -349,6 +396,7 @@ impl Node {
             delivered: 0,
             kad_server,
             relay_listening: false,
+            connections: HashMap::new(),
             config,
             protocols,
         };
@@ -538,6 +586,8 @@ struct Task {
     rx: mpsc::Receiver<Command>,
     events: broadcast::Sender<Event>,
     queue: Queue,
+    /// The persistent ban list (`None` without a database file).
+    bans: Option<BanStore>,
     book: PeerBook,
     bootstrap: HashSet<PeerId>,
     queries: HashMap<QueryId, Query>,
@@ -550,6 +600,9 @@ struct Task {
     delivered: u64,
     kad_server: bool,
     relay_listening: bool,
+    /// Remote address of every open connection (bounded by the connection
+    /// limit), to report where a hole punch landed.
+    connections: HashMap<ConnectionId, Multiaddr>,
     config: Config,
     protocols: Protocols,
 }
@@ -815,11 +868,7 @@ impl Task {
                     self.ban(peer);
                 } else {
                     self.book.unban(&peer);
-                    self.swarm.behaviour_mut().blocked.unblock_peer(peer);
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .remove_blacklisted_peer(&peer);
+                    self.lift_ban(peer);
                 }
                 let _ = tx.send(());
             }
@@ -883,12 +932,40 @@ impl Task {
     }
 
     fn ban(&mut self, peer: PeerId) {
-        if self.book.ban(peer) {
+        let (new, lifted) = self.book.ban(peer, now_ms());
+        if let Some(lifted) = lifted {
+            self.lift_ban(lifted);
+        }
+        if new {
+            if let Some(store) = &mut self.bans {
+                match store.insert(&peer, now_ms()) {
+                    Ok(Some(lifted)) => {
+                        self.book.unban(&lifted);
+                        self.lift_ban(lifted);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(%peer, error = %e, "ban not persisted"),
+                }
+            }
             self.swarm.behaviour_mut().blocked.block_peer(peer);
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
             self.swarm.behaviour_mut().kad.remove_peer(&peer);
             tracing::info!(%peer, "peer banned");
             self.emit(Event::Banned(peer));
+        }
+    }
+
+    /// Unblocks a peer whose ban was lifted and forgets the ban on disk.
+    fn lift_ban(&mut self, peer: PeerId) {
+        self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .remove_blacklisted_peer(&peer);
+        if let Some(store) = &self.bans
+            && let Err(e) = store.remove(&peer)
+        {
+            tracing::warn!(%peer, error = %e, "ban lift not persisted");
         }
     }
 
@@ -940,7 +1017,12 @@ impl Task {
             }
         }
         if !self.relay_listening
-            && self.swarm.behaviour().autonat.nat_status() == autonat::NatStatus::Private
+            && self
+                .swarm
+                .behaviour()
+                .autonat
+                .as_ref()
+                .is_some_and(|a| a.nat_status() == autonat::NatStatus::Private)
         {
             self.listen_via_relay();
         }
@@ -996,10 +1078,13 @@ impl Task {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
             } => {
+                self.connections
+                    .insert(connection_id, endpoint.get_remote_address().clone());
                 if endpoint.is_dialer() {
                     self.book
                         .add_addr(peer_id, endpoint.get_remote_address().clone());
@@ -1013,9 +1098,11 @@ impl Task {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 ..
             } => {
+                self.connections.remove(&connection_id);
                 self.book.entry(peer_id).connections = num_established;
                 if num_established == 0 {
                     self.emit(Event::PeerDisconnected(peer_id));
@@ -1092,7 +1179,16 @@ impl Task {
                 }
             }
             BehaviourEvent::Dcutr(ev) => {
-                tracing::info!(peer = %ev.remote_peer_id, result = ?ev.result.as_ref().map(|_| ()), "hole punch");
+                let (addr, error) = match ev.result {
+                    Ok(connection) => (self.connections.get(&connection).cloned(), None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                tracing::info!(peer = %ev.remote_peer_id, ?addr, ?error, "hole punch");
+                self.emit(Event::HolePunch {
+                    peer: ev.remote_peer_id,
+                    addr,
+                    error,
+                });
             }
             BehaviourEvent::Direct(ev) => self.direct_event(ev),
             _ => {}

@@ -85,17 +85,20 @@ fn ser_display_vec<S: serde::Serializer, T: std::fmt::Display>(
 #[derive(Debug)]
 pub(crate) struct PeerBook {
     peers: HashMap<PeerId, PeerEntry>,
-    banned: HashSet<PeerId>,
+    /// Banned peers with the time of their ban (ms).
+    banned: HashMap<PeerId, u64>,
     capacity: usize,
+    ban_capacity: usize,
     ban_threshold: f64,
 }
 
 impl PeerBook {
-    pub(crate) fn new(capacity: usize, ban_threshold: f64) -> Self {
+    pub(crate) fn new(capacity: usize, ban_capacity: usize, ban_threshold: f64) -> Self {
         Self {
             peers: HashMap::new(),
-            banned: HashSet::new(),
+            banned: HashMap::new(),
             capacity: capacity.max(1),
+            ban_capacity: ban_capacity.max(1),
             ban_threshold,
         }
     }
@@ -150,16 +153,34 @@ impl PeerBook {
         e.score() <= self.ban_threshold
     }
 
-    pub(crate) fn ban(&mut self, peer: PeerId) -> bool {
-        self.banned.insert(peer)
+    /// Bans `peer` from `since_ms`; the first value is false when it
+    /// already was banned. When the list is full the oldest other ban is
+    /// lifted and returned second.
+    pub(crate) fn ban(&mut self, peer: PeerId, since_ms: u64) -> (bool, Option<PeerId>) {
+        if self.banned.contains_key(&peer) {
+            return (false, None);
+        }
+        let mut lifted = None;
+        if self.banned.len() >= self.ban_capacity {
+            lifted = self
+                .banned
+                .iter()
+                .min_by_key(|(p, since)| (**since, **p))
+                .map(|(p, _)| *p);
+            if let Some(p) = &lifted {
+                self.banned.remove(p);
+            }
+        }
+        self.banned.insert(peer, since_ms);
+        (true, lifted)
     }
 
     pub(crate) fn unban(&mut self, peer: &PeerId) -> bool {
-        self.banned.remove(peer)
+        self.banned.remove(peer).is_some()
     }
 
     pub(crate) fn is_banned(&self, peer: &PeerId) -> bool {
-        self.banned.contains(peer)
+        self.banned.contains_key(peer)
     }
 
     pub(crate) fn connected_count(&self) -> usize {
@@ -185,11 +206,11 @@ impl PeerBook {
                 rtt_us: e.rtt.map(|d| d.as_micros() as u64),
                 score: e.score(),
                 connected: e.connections > 0,
-                banned: self.banned.contains(p),
+                banned: self.banned.contains_key(p),
                 agent: e.agent.clone(),
             })
             .collect();
-        for p in &self.banned {
+        for p in self.banned.keys() {
             if !self.peers.contains_key(p) {
                 out.push(PeerInfo {
                     peer_id: *p,
@@ -225,7 +246,7 @@ mod tests {
 
     #[test]
     fn failures_and_misbehaviour_lower_the_score_to_a_ban() {
-        let mut book = PeerBook::new(4, -50.0);
+        let mut book = PeerBook::new(4, 4, -50.0);
         let p = PeerId::random();
         book.succeeded(p);
         assert!(book.get(&p).unwrap().score() > 0.0);
@@ -237,7 +258,7 @@ mod tests {
 
     #[test]
     fn the_book_is_bounded_and_forgets_the_worst_disconnected_peer() {
-        let mut book = PeerBook::new(2, -50.0);
+        let mut book = PeerBook::new(2, 2, -50.0);
         let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
         book.entry(a).connections = 1;
         book.failed(b);
@@ -252,8 +273,20 @@ mod tests {
     }
 
     #[test]
+    fn the_ban_list_is_bounded_and_lifts_the_oldest_ban() {
+        let mut book = PeerBook::new(4, 2, -50.0);
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        assert_eq!(book.ban(a, 1), (true, None));
+        assert_eq!(book.ban(a, 5), (false, None));
+        assert_eq!(book.ban(b, 2), (true, None));
+        assert_eq!(book.ban(c, 3), (true, Some(a)));
+        assert!(!book.is_banned(&a));
+        assert!(book.is_banned(&b) && book.is_banned(&c));
+    }
+
+    #[test]
     fn addresses_are_bounded() {
-        let mut book = PeerBook::new(2, -50.0);
+        let mut book = PeerBook::new(2, 2, -50.0);
         let p = PeerId::random();
         for port in 0..20u16 {
             book.add_addr(p, format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap());

@@ -389,3 +389,87 @@ async fn network_names_keep_networks_apart() {
     .await
     .expect("hang guard");
 }
+
+/// The ban list is kept in the node's database: after a restart with the
+/// same file (and key) the peer is still banned and cannot get a request
+/// through; once unbanned (which is persisted too) it can again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_survive_a_restart() {
+    tokio::time::timeout(GUARD, async {
+        logs();
+        let dir = tempfile::tempdir().unwrap();
+        let key = fog_p2p::Keypair::generate_ed25519();
+        let mut ac = memory_only();
+        ac.queue_path = Some(dir.path().join("a.sqlite"));
+        let a = Node::start_with_key(ac.clone(), key.clone()).await.unwrap();
+        let mut bc = memory_only();
+        bc.bootstrap = vec![first_addr(&a).await];
+        let b = Node::start(bc.clone()).await.unwrap();
+        let (a_id, b_id) = (a.peer_id(), b.peer_id());
+        a.ban(b_id).await.unwrap();
+        a.shutdown().await;
+
+        // Restart a with the same key and database, then let b try again.
+        let a = Node::start_with_key(ac.clone(), key.clone()).await.unwrap();
+        let a_addr = first_addr(&a).await;
+        let info = a.peers().await.unwrap();
+        assert!(
+            info.iter().any(|p| p.peer_id == b_id && p.banned),
+            "the ban was reloaded: {info:?}"
+        );
+        let _ = b.dial(a_addr.clone()).await;
+        let r = b
+            .request(a_id, b"let me in".to_vec(), Priority::Normal)
+            .await;
+        assert!(r.is_err(), "a banned peer got a request through: {r:?}");
+        assert!(
+            !a.peers()
+                .await
+                .unwrap()
+                .iter()
+                .any(|p| p.peer_id == b_id && p.connected),
+            "a banned peer is connected"
+        );
+
+        // Unban, restart once more: the lift is persisted as well.
+        a.unban(b_id).await.unwrap();
+        a.shutdown().await;
+        let a = Node::start_with_key(ac, key).await.unwrap();
+        let a_addr = first_addr(&a).await;
+        assert!(!a.peers().await.unwrap().iter().any(|p| p.banned));
+        let mut a_events = a.events();
+        eventually("b reaches a after the unban", || {
+            let b = &b;
+            let a_addr = a_addr.clone();
+            async move {
+                let _ = b.dial(a_addr).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                b.send(
+                    a_id,
+                    b"back".to_vec(),
+                    Priority::Normal,
+                    Duration::from_mins(1),
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|o| {
+                    if o == SendOutcome::Delivered {
+                        Ok(())
+                    } else {
+                        Err(format!("{o:?}"))
+                    }
+                })
+            }
+        })
+        .await;
+        wait_for(&mut a_events, |e| match e {
+            Event::Direct { from, .. } if *from == b_id => Some(()),
+            _ => None,
+        })
+        .await;
+        b.shutdown().await;
+        a.shutdown().await;
+    })
+    .await
+    .expect("hang guard");
+}
