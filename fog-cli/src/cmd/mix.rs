@@ -1004,7 +1004,7 @@ fn pipeline_rate(
     for p in packets {
         inbound.deliver_blocking(p);
     }
-    wait_forwarded(&node, n as u64, Duration::from_secs(120));
+    wait_forwarded(&node, n as u64, Duration::from_mins(2));
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
@@ -1031,10 +1031,7 @@ fn latency_run(
         let start = origin.elapsed();
         for (i, p) in packets.into_iter().enumerate() {
             let due = start + gap.mul_f64(i as f64);
-            let now = origin.elapsed();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
+            std::thread::sleep(due.saturating_sub(origin.elapsed()));
             sent_at[i] = origin.elapsed();
             inbound.try_deliver(p);
         }
