@@ -182,3 +182,111 @@ fn three_mix_processes_carry_a_private_message() {
         }
     }
 }
+
+#[test]
+fn a_node_rotates_its_epochs_and_checks_layers_against_the_lottery() {
+    let dir = scratch("epochs");
+    let randomness = "5a".repeat(32);
+    let epoch_secs = 2u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let first = now / epoch_secs;
+    let mut lines = Vec::new();
+    let mut listen = String::new();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        json_of(
+            &fog()
+                .args(["--json", "mix", "keygen", "--name", name, "--data-dir"])
+                .arg(&dir)
+                .output()
+                .unwrap(),
+        );
+        let host = format!("127.{}.0.1", i + 1);
+        let port = std::net::TcpListener::bind((host.as_str(), 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("{host}:{port}");
+        if i == 0 {
+            listen.clone_from(&addr);
+        }
+        // Every mix claims layer 0 in every epoch; the draw deals the three
+        // active slots to layers 0, 1 and 2, so exactly one claim holds.
+        for epoch in first..first + 4 {
+            let d = fog()
+                .args(["mix", "descriptor", "--name", name, "--data-dir"])
+                .arg(&dir)
+                .args(["--address", &addr, "--layer", "0", "--stake", "10"])
+                .args(["--epoch", &epoch.to_string(), "--family", name])
+                .args(["--ticket-randomness", &randomness])
+                .output()
+                .unwrap();
+            assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+            let line = String::from_utf8(d.stdout).unwrap();
+            assert_eq!(line.split_whitespace().count(), 2, "descriptor and ticket");
+            lines.push(line);
+        }
+    }
+    std::fs::write(dir.join("directory.txt"), lines.concat()).unwrap();
+    let config = dir.join("a.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "name": "a", "listen": listen, "directory": "directory.txt",
+            "data_dir": ".", "workers": 1, "loop_rate": 0.0,
+            "epoch_secs": epoch_secs, "overlap_secs": 0.5,
+            "lottery": { "randomness": randomness, "slots": 3, "layers": 3 },
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut child = StdCommand::cargo_bin("fog")
+        .unwrap()
+        .args(["--json", "mix", "node", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<serde_json::Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let _kill = Kill(vec![child]);
+    let next = |event: &str| loop {
+        let v = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no {event} event"));
+        if v["event"] == event {
+            return v;
+        }
+    };
+    let listening = next("listening");
+    let epoch = listening["epoch"].as_u64().unwrap();
+    assert!((first..first + 2).contains(&epoch), "{listening}");
+    // Two of the three layer claims contradict the draw.
+    assert_eq!(listening["directory"], 1, "{listening}");
+    assert_eq!(
+        listening["refused"].as_array().unwrap().len(),
+        2,
+        "{listening}"
+    );
+    let rotated = next("rotated");
+    assert_eq!(rotated["epoch"].as_u64(), Some(epoch + 1), "{rotated}");
+    assert_eq!(rotated["directory"], 1, "{rotated}");
+    let closed = next("overlap_closed");
+    assert_eq!(closed["epoch"].as_u64(), Some(epoch), "{closed}");
+    let rotated = next("rotated");
+    assert_eq!(rotated["epoch"].as_u64(), Some(epoch + 2), "{rotated}");
+    // The retired epochs' replay filters are gone, the current one is kept.
+    let replay = dir.join("a.replay");
+    assert!(!replay.join(format!("replay-{epoch}.journal")).exists());
+}

@@ -1,16 +1,17 @@
 //! The sending side: circuits, packets, reply blocks and cover streams
 //! put together.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{CryptoRng, RngExt};
+use sha2::{Digest, Sha256};
 
 use crate::circuit::{Circuit, CircuitError, CircuitPool, Directory};
 use crate::cover::{CoverSchedule, DROP_ADDRESS, Stream};
 use crate::level::PrivacyLevel;
-use crate::node::{MixNode, PacketTransport, TransportError};
+use crate::node::{Delivery, MixNode, PacketTransport, TransportError};
 use crate::packet::{BuildError, Destination, DestinationAddress, NodeAddress, PacketBuilder};
 use crate::reply::{MAX_REPLY_HOPS, ReplyBlock, ReplyError, ReplyKey};
 
@@ -77,6 +78,111 @@ pub struct MixClient {
     queue: VecDeque<Queued>,
     queue_limit: usize,
     cover_level: PrivacyLevel,
+    provider: Option<NodeAddress>,
+    loops: LoopTracker,
+}
+
+/// A client's count of its own loop cover: how many went out, came back,
+/// were lost (not back within the timeout) and are on their way. Loops
+/// that stop coming back are how a client notices that a mix drops or
+/// delays its traffic (Loopix's defence against (n-1) attacks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoopStats {
+    /// Loop cover packets sent.
+    pub sent: u64,
+    /// Loops that came back in time.
+    pub returned: u64,
+    /// Loops not back within the timeout (or pushed out of a full tracker).
+    pub lost: u64,
+    /// Deliveries to the loop address with an identifier the client is not
+    /// waiting for (late, duplicated or forged).
+    pub unexpected: u64,
+    /// Loops on their way now.
+    pub outstanding: u64,
+}
+
+/// Loops on their way: identifier -> when it left. Bounded.
+#[derive(Debug)]
+struct LoopTracker {
+    /// The client's secret for loop bodies: a loop carries
+    /// SHA-256(key ‖ identifier), random-looking to its last hop, so only
+    /// the client tells its loops from messages sent to it.
+    key: [u8; 32],
+    outstanding: HashMap<[u8; 16], Duration>,
+    order: VecDeque<([u8; 16], Duration)>,
+    limit: usize,
+    timeout: Duration,
+    stats: LoopStats,
+}
+
+impl LoopTracker {
+    fn new() -> Self {
+        let mut key = [0u8; 32];
+        rand::rng().fill(&mut key);
+        LoopTracker {
+            key,
+            outstanding: HashMap::new(),
+            order: VecDeque::new(),
+            limit: 4096,
+            timeout: Duration::from_secs(30),
+            stats: LoopStats::default(),
+        }
+    }
+
+    fn body(&self, id: &[u8; 16]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.key);
+        h.update(id);
+        h.finalize().into()
+    }
+
+    fn sent(&mut self, id: [u8; 16], now: Duration) {
+        self.stats.sent += 1;
+        if self.outstanding.len() >= self.limit {
+            // Full: the oldest loop is given up on.
+            while let Some((old, _)) = self.order.pop_front() {
+                if self.outstanding.remove(&old).is_some() {
+                    self.stats.lost += 1;
+                    break;
+                }
+            }
+        }
+        self.outstanding.insert(id, now);
+        self.order.push_back((id, now));
+    }
+
+    fn returned(&mut self, id: &[u8; 16]) -> bool {
+        if self.outstanding.remove(id).is_some() {
+            self.stats.returned += 1;
+            true
+        } else {
+            self.stats.unexpected += 1;
+            false
+        }
+    }
+
+    fn expire(&mut self, now: Duration) -> u64 {
+        let mut lost = 0;
+        while let Some(&(id, at)) = self.order.front() {
+            if now.saturating_sub(at) < self.timeout {
+                break;
+            }
+            self.order.pop_front();
+            if self.outstanding.remove(&id).is_some() {
+                lost += 1;
+            }
+        }
+        self.stats.lost += lost;
+        lost
+    }
+
+    fn stats(&self) -> LoopStats {
+        LoopStats {
+            outstanding: self.outstanding.len() as u64,
+            ..self.stats
+        }
+    }
 }
 
 impl std::fmt::Debug for MixClient {
@@ -105,7 +211,60 @@ impl MixClient {
             queue: VecDeque::new(),
             queue_limit: 1024,
             cover_level: PrivacyLevel::Private,
+            provider: None,
+            loops: LoopTracker::new(),
         }
+    }
+
+    /// The client with a provider: the mix that keeps its inbox
+    /// ([`MixNode::register_client`] with the client's loop address). Loop
+    /// cover then takes a circuit whose last hop is the provider, so it
+    /// comes back to the client through its inbox, and
+    /// [`receive`](Self::receive) counts it. Without a provider a loop ends
+    /// at the last hop of its circuit and is never seen again.
+    pub fn with_provider(mut self, provider: NodeAddress) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// The client with another loop timeout (default 30 s: a loop not back
+    /// by then counts as lost) and bound on loops tracked at once (default
+    /// 4096; past it the oldest counts as lost).
+    pub fn with_loop_tracking(mut self, timeout: Duration, limit: usize) -> Self {
+        self.loops.timeout = timeout;
+        self.loops.limit = limit.max(1);
+        self
+    }
+
+    /// Takes one delivery from the client's inbox: the client's own
+    /// loop cover (recognised by a body only the client can compute) is
+    /// counted and swallowed (`None`); anything else is handed back for the
+    /// application.
+    pub fn receive(&mut self, delivery: Delivery) -> Option<Delivery> {
+        match &delivery {
+            Delivery::Message {
+                destination,
+                identifier,
+                message,
+            } if *destination == self.loop_address
+                && message.as_slice() == self.loops.body(identifier) =>
+            {
+                self.loops.returned(identifier);
+                None
+            }
+            _ => Some(delivery),
+        }
+    }
+
+    /// Counts the loops not back within the timeout at `now` as lost;
+    /// returns how many were lost now.
+    pub fn expire_loops(&mut self, now: Duration) -> u64 {
+        self.loops.expire(now)
+    }
+
+    /// The loop-cover counters.
+    pub fn loop_stats(&self) -> LoopStats {
+        self.loops.stats()
     }
 
     /// The client with another bound on queued real messages (default 1024).
@@ -153,6 +312,33 @@ impl MixClient {
             .build(level, &route, destination, message, rng)?;
         self.transport.send(out.first_hop, out.packet)?;
         Ok(circuit)
+    }
+
+    /// A loop through a pooled circuit of the cover level whose last hop is
+    /// replaced by the client's provider (the provider's inbox takes it).
+    fn send_loop<R: CryptoRng + ?Sized>(
+        &mut self,
+        provider: NodeAddress,
+        destination: Destination,
+        message: &[u8],
+        now: Duration,
+        rng: &mut R,
+    ) -> Result<(), ClientError> {
+        let circuit = self.pool.circuit(self.cover_level, now, rng)?;
+        let mut route = circuit.route().to_vec();
+        if let Some(last) = route.last_mut() {
+            *last = provider;
+        }
+        let route = self
+            .pool
+            .directory()
+            .route_nodes(&route)
+            .ok_or(ClientError::StaleCircuit)?;
+        let out = self
+            .builder
+            .build(self.cover_level, &route, destination, message, rng)?;
+        self.transport.send(out.first_hop, out.packet)?;
+        Ok(())
     }
 
     /// Queues `message` for the next slot of the payload stream.
@@ -204,11 +390,17 @@ impl MixClient {
                 }
             }
             Stream::Loop | Stream::MixLoop => {
-                let m = cover_message(rng, 32);
                 let mut id = [0u8; 16];
                 rng.fill(&mut id);
+                let m = self.loops.body(&id);
                 let d = Destination::new(self.loop_address, id);
-                self.send_now(self.cover_level, d, &m, now, rng)?;
+                match self.provider {
+                    Some(provider) => self.send_loop(provider, d, &m, now, rng)?,
+                    None => {
+                        self.send_now(self.cover_level, d, &m, now, rng)?;
+                    }
+                }
+                self.loops.sent(id, now);
                 Ok(Sent::Loop)
             }
             Stream::Drop => {

@@ -104,7 +104,7 @@ mod sim;
 mod tcp;
 
 pub use circuit::{Circuit, CircuitError, CircuitPool, Directory, PoolConfig};
-pub use client::{ClientError, MixClient, Sent, spawn_mix_cover};
+pub use client::{ClientError, LoopStats, MixClient, Sent, spawn_mix_cover};
 pub use cover::{CoverRates, CoverSchedule, DROP_ADDRESS, Stream};
 pub use delay::{DelayQueue, DelayQueueError, DelaySampler};
 pub use descriptor::{
@@ -114,7 +114,10 @@ pub use descriptor::{
 pub use frame::{FRAME_HEADER_LEN, FRAME_VERSION, FrameCodec, FrameError};
 pub use keys::{EpochError, EpochKeys};
 pub use level::{PrivacyLevel, UnknownPrivacyLevel};
-pub use lottery::{Assignment, Draw, LotteryError, TICKET_LEN, Ticket, run_lottery};
+pub use lottery::{
+    Assignment, Draw, LayerCheck, LayerRefusal, LotteryError, TICKET_LEN, Ticket, check_layers,
+    run_lottery,
+};
 pub use node::{
     Delivery, Inbound, MixNode, NodeConfig, NodeError, NodeStats, PacketTransport, TransportError,
 };

@@ -217,3 +217,88 @@ pub fn run_lottery(
         .collect();
     out
 }
+
+/// Why [`check_layers`] left a descriptor out of the directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayerRefusal {
+    /// Its ticket was refused.
+    #[error(transparent)]
+    Ticket(#[from] LotteryError),
+    /// Its ticket verified but did not win one of the epoch's slots.
+    #[error("not drawn into the active set")]
+    NotDrawn,
+    /// The descriptor claims another layer than the draw gave it.
+    #[error("descriptor claims layer {claimed}, the lottery drew layer {drawn}")]
+    WrongLayer {
+        /// The descriptor's layer.
+        claimed: u8,
+        /// The lottery's.
+        drawn: u8,
+    },
+    /// It has no ticket and tickets are required.
+    #[error("no lottery ticket")]
+    NoTicket,
+}
+
+/// What [`check_layers`] kept and refused.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct LayerCheck {
+    /// Descriptors whose layer the lottery confirms (or that carry no
+    /// ticket, when tickets are optional), in input order.
+    pub kept: Vec<NodeDescriptor>,
+    /// The others, and why.
+    pub refused: Vec<(NodeAddress, LayerRefusal)>,
+}
+
+/// Checks the layers descriptors claim against `epoch`'s lottery: the
+/// candidates that carry a ticket are drawn with [`run_lottery`] (`slots`
+/// active mixes dealt to `layers` layers); a ticketed descriptor is kept
+/// only if it won a slot and claims the layer the draw gave it. A descriptor
+/// without a ticket is kept when `require_tickets` is false (a directory
+/// that does not run the lottery) and refused otherwise. Anyone holding the
+/// descriptors, the tickets and the randomness gets the same answer.
+pub fn check_layers(
+    candidates: Vec<(NodeDescriptor, Option<Ticket>)>,
+    epoch: u64,
+    randomness: &[u8; 32],
+    slots: usize,
+    layers: u8,
+    require_tickets: bool,
+) -> LayerCheck {
+    let ticketed: Vec<(NodeDescriptor, Ticket)> = candidates
+        .iter()
+        .filter_map(|(d, t)| t.clone().map(|t| (d.clone(), t)))
+        .collect();
+    let draw = run_lottery(&ticketed, epoch, randomness, slots, layers);
+    let mut out = LayerCheck::default();
+    for (descriptor, ticket) in candidates {
+        let node = descriptor.node_address();
+        let refusal = match ticket {
+            None if require_tickets => Some(LayerRefusal::NoTicket),
+            None => None,
+            Some(_) => {
+                if let Some((_, e)) = draw.rejected.iter().find(|(n, _)| *n == node) {
+                    Some(LayerRefusal::Ticket(e.clone()))
+                } else {
+                    match draw.active.iter().find(|a| a.node == node) {
+                        None => Some(LayerRefusal::NotDrawn),
+                        Some(a) if a.layer != descriptor.layer() => {
+                            Some(LayerRefusal::WrongLayer {
+                                claimed: descriptor.layer(),
+                                drawn: a.layer,
+                            })
+                        }
+                        Some(_) => None,
+                    }
+                }
+            }
+        };
+        match refusal {
+            Some(r) => out.refused.push((node, r)),
+            None => out.kept.push(descriptor),
+        }
+    }
+    out
+}

@@ -4,21 +4,26 @@
 //!  transport ──frames──▶ Inbound ──round robin──▶ worker 1..=N (Sphinx, replay)
 //!                                                     │ delay 0        │ delay > 0
 //!                                                     ▼                ▼
-//!                                          PacketTransport::send ◀── delay stage
+//!                                          PacketTransport::send ◀── delay thread
 //!                                                     │ last hop
 //!                                                     ▼
-//!                                               deliveries
+//!                                 a registered client's inbox, or deliveries
 //! ```
+//!
+//! The delay thread sleeps until the earliest deadline (a futex wait with a
+//! timeout) or the next packet, so packets leave tens of microseconds after
+//! their deadline rather than on a millisecond timer tick.
 //!
 //! Every stage is bounded. The inbound queues push back on the transport
 //! ([`Inbound::deliver`] waits), so a TCP sender is slowed by TCP flow
 //! control; everything after the workers drops and counts when full, so a
 //! slow next hop or a slow consumer of deliveries never stalls mixing.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock, mpsc as std_mpsc};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use x25519_dalek::StaticSecret;
@@ -79,6 +84,9 @@ pub struct NodeConfig {
     /// Destination address the node's own loop cover returns to: packets
     /// delivered there are counted and discarded.
     pub loop_address: Option<DestinationAddress>,
+    /// Clients this node keeps an inbox for at once (its provider role,
+    /// [`MixNode::register_client`]; default 4096).
+    pub max_clients: usize,
 }
 
 impl NodeConfig {
@@ -92,6 +100,7 @@ impl NodeConfig {
             max_delay: Duration::from_mins(1),
             delivery_queue: 4096,
             loop_address: None,
+            max_clients: 4096,
         }
     }
 
@@ -122,6 +131,9 @@ pub struct NodeStats {
     pub loop_cover_returned: u64,
     /// Drop cover that ended here (this node was its last hop).
     pub drop_cover_received: u64,
+    /// Messages put in a registered client's inbox (this node is the
+    /// client's provider; a client's loop cover comes back this way).
+    pub inbox_delivered: u64,
     /// Frames or packets that were not well formed (dropped).
     pub dropped_malformed: u64,
     /// Packets whose header did not authenticate under any held key.
@@ -152,6 +164,7 @@ struct Counters {
     delivered: AtomicU64,
     loop_cover_returned: AtomicU64,
     drop_cover_received: AtomicU64,
+    inbox_delivered: AtomicU64,
     dropped_malformed: AtomicU64,
     dropped_unauthenticated: AtomicU64,
     replayed: AtomicU64,
@@ -209,9 +222,25 @@ struct Shared {
     keys: RwLock<KeySet>,
     counters: Counters,
     transport: Arc<dyn PacketTransport>,
-    delay_tx: mpsc::Sender<(Duration, NodeAddress, Packet)>,
+    /// The delay thread's queue: (arrival, delay, next hop, packet), with
+    /// arrival measured from `origin`.
+    delay_tx: std_mpsc::SyncSender<Held>,
+    /// The clock origin of the delay stage.
+    origin: Instant,
     delivery_tx: mpsc::Sender<Delivery>,
+    /// The inboxes of the clients this node is the provider of.
+    inboxes: RwLock<HashMap<DestinationAddress, mpsc::Sender<Delivery>>>,
 }
+
+/// A packet on its way to a worker: when the node received it (since
+/// [`Shared::origin`]) and its bytes. A packet's delay counts from its
+/// arrival, so the time it waits for a worker and is processed is part of
+/// its hold, not added to it.
+type Received = (Duration, Vec<u8>);
+
+/// A packet on its way to the delay thread: when the node received it
+/// (since [`Shared::origin`]), its delay, its next hop and the packet.
+type Held = (Duration, Duration, NodeAddress, Packet);
 
 /// A running mix node. Dropping every [`MixNode`] and [`Inbound`] handle
 /// stops its workers and delay stage.
@@ -239,18 +268,22 @@ pub enum NodeError {
     /// A rotation to an epoch that is not later, or a filter for another epoch.
     #[error(transparent)]
     Epoch(#[from] crate::keys::EpochError),
-    /// No tokio runtime to run the delay stage on.
+    /// No tokio runtime (no longer required: the delay stage is a thread of
+    /// its own; kept for compatibility, never returned).
     #[error("a mix node must be started inside a tokio runtime")]
     NoRuntime,
-    /// A worker thread could not be spawned.
+    /// A worker or delay thread could not be spawned.
     #[error("spawning a worker thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// The node keeps as many client inboxes as it is configured for.
+    #[error("the node keeps {0} client inboxes already")]
+    TooManyClients(usize),
 }
 
 /// The handle a transport hands received packets to. Cheap to clone.
 #[derive(Clone)]
 pub struct Inbound {
-    queues: Arc<Vec<mpsc::Sender<Vec<u8>>>>,
+    queues: Arc<Vec<mpsc::Sender<Received>>>,
     next: Arc<AtomicUsize>,
     shared: Arc<Shared>,
 }
@@ -268,22 +301,22 @@ impl Inbound {
     /// starting at the next one in rotation. `Ok(true)` once queued,
     /// `Ok(false)` when the node is gone, and the packet back with the queue
     /// it started at when every queue is full.
-    fn offer(&self, packet: Vec<u8>) -> Result<bool, (usize, Vec<u8>)> {
+    fn offer(&self, packet: Vec<u8>) -> Result<bool, (usize, Received)> {
         bump(&self.shared.counters.received);
         let n = self.queues.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let mut packet = packet;
+        let mut item = (self.shared.origin.elapsed(), packet);
         for i in 0..n {
-            match self.queues[(start + i) % n].try_send(packet) {
+            match self.queues[(start + i) % n].try_send(item) {
                 Ok(()) => {
                     self.queued();
                     return Ok(true);
                 }
-                Err(mpsc::error::TrySendError::Full(p)) => packet = p,
+                Err(mpsc::error::TrySendError::Full(p)) => item = p,
                 Err(mpsc::error::TrySendError::Closed(_)) => return Ok(false),
             }
         }
-        Err((start, packet))
+        Err((start, item))
     }
 
     fn queued(&self) {
@@ -298,8 +331,27 @@ impl Inbound {
     pub async fn deliver(&self, packet: Vec<u8>) -> bool {
         match self.offer(packet) {
             Ok(queued) => queued,
-            Err((start, packet)) => {
-                let ok = self.queues[start].send(packet).await.is_ok();
+            Err((start, (_, bytes))) => match self.queues[start].reserve().await {
+                Ok(permit) => {
+                    // Received when a worker queue has room for it.
+                    permit.send((self.shared.origin.elapsed(), bytes));
+                    self.queued();
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// Like [`deliver`](Self::deliver) for a caller on a plain thread (not
+    /// inside an async task): blocks while every worker queue is full.
+    /// Returns false once the node is gone.
+    pub fn deliver_blocking(&self, packet: Vec<u8>) -> bool {
+        match self.offer(packet) {
+            Ok(queued) => queued,
+            Err((start, (_, bytes))) => {
+                let packet = (self.shared.origin.elapsed(), bytes);
+                let ok = self.queues[start].blocking_send(packet).is_ok();
                 if ok {
                     self.queued();
                 }
@@ -334,8 +386,8 @@ impl MixNode {
     /// Starts a node with `secret` as its Sphinx key for `epoch` and `replay`
     /// as that epoch's filter, sending through `transport`. Returns the node
     /// and the receiver of its deliveries (bounded; when nobody reads, new
-    /// deliveries are dropped and counted). Must be called inside a tokio
-    /// runtime (the delay stage is a task); the workers are OS threads.
+    /// deliveries are dropped and counted). The workers and the delay stage
+    /// are OS threads; no runtime is needed.
     pub fn start(
         config: NodeConfig,
         epoch: u64,
@@ -343,7 +395,6 @@ impl MixNode {
         replay: ReplayFilter,
         transport: Arc<dyn PacketTransport>,
     ) -> Result<(MixNode, mpsc::Receiver<Delivery>), NodeError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| NodeError::NoRuntime)?;
         if replay.epoch() != epoch {
             return Err(crate::keys::EpochError::FilterEpoch {
                 key: epoch,
@@ -352,7 +403,7 @@ impl MixNode {
             .into());
         }
         let processor = Processor::new(secret, config.packet)?;
-        let (delay_tx, delay_rx) = mpsc::channel(config.delay_queue.clamp(1, 4096));
+        let (delay_tx, delay_rx) = std_mpsc::sync_channel(config.delay_queue.clamp(1, 4096));
         let (delivery_tx, delivery_rx) = mpsc::channel(config.delivery_queue.max(1));
         let shared = Arc::new(Shared {
             keys: RwLock::new(KeySet {
@@ -366,7 +417,9 @@ impl MixNode {
             counters: Counters::default(),
             transport,
             delay_tx,
+            origin: Instant::now(),
             delivery_tx,
+            inboxes: RwLock::new(HashMap::new()),
             config,
         });
         let mut queues = Vec::with_capacity(shared.config.workers);
@@ -379,7 +432,11 @@ impl MixNode {
                 .spawn(move || worker(&worker_shared, rx))
                 .map_err(NodeError::Spawn)?;
         }
-        runtime.spawn(delay_stage(Arc::downgrade(&shared), delay_rx));
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("fog-mix-delay".into())
+            .spawn(move || delay_stage(&weak, &delay_rx))
+            .map_err(NodeError::Spawn)?;
         let inbound = Inbound {
             queues: Arc::new(queues),
             next: Arc::new(AtomicUsize::new(0)),
@@ -492,6 +549,7 @@ impl MixNode {
             delivered: l(&c.delivered),
             loop_cover_returned: l(&c.loop_cover_returned),
             drop_cover_received: l(&c.drop_cover_received),
+            inbox_delivered: l(&c.inbox_delivered),
             dropped_malformed: l(&c.dropped_malformed),
             dropped_unauthenticated: l(&c.dropped_unauthenticated),
             replayed: l(&c.replayed),
@@ -503,6 +561,33 @@ impl MixNode {
             inbound_depth: l(&c.inbound_depth),
             delay_depth: l(&c.delay_depth),
         }
+    }
+
+    /// Makes this node the provider of the client at `address`: from now
+    /// on what the node delivers to `address` as a last hop (the client's
+    /// own loop cover, messages and replies for it) goes to the returned
+    /// inbox, at most `capacity` waiting (beyond it they are dropped and
+    /// counted as overload), instead of the node's general deliveries.
+    /// Registering an address again replaces its inbox; dropping the
+    /// receiver unregisters it at the next delivery.
+    pub fn register_client(
+        &self,
+        address: DestinationAddress,
+        capacity: usize,
+    ) -> Result<mpsc::Receiver<Delivery>, NodeError> {
+        let mut inboxes = self
+            .shared
+            .inboxes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inboxes.retain(|_, tx| !tx.is_closed());
+        let limit = self.shared.config.max_clients;
+        if inboxes.len() >= limit && !inboxes.contains_key(&address) {
+            return Err(NodeError::TooManyClients(limit));
+        }
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        inboxes.insert(address, tx);
+        Ok(rx)
     }
 
     /// Sends a packet this node originated (its own loop cover) through the
@@ -544,17 +629,33 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<Processed, ProcessError> {
     }
 }
 
-fn worker(shared: &Arc<Shared>, mut rx: mpsc::Receiver<Vec<u8>>) {
-    while let Some(bytes) = rx.blocking_recv() {
+/// Packets a worker takes off its queue at once: the sender waiting on a
+/// full queue is woken once per batch rather than once per packet.
+const WORKER_BATCH: usize = 32;
+
+fn worker(shared: &Arc<Shared>, mut rx: mpsc::Receiver<Received>) {
+    let mut batch = Vec::with_capacity(WORKER_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < WORKER_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
         shared
             .counters
             .inbound_depth
-            .fetch_sub(1, Ordering::Relaxed);
-        handle(shared, &bytes);
+            .fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        for (arrived, bytes) in batch.drain(..) {
+            handle(shared, &bytes, arrived);
+        }
     }
 }
 
-fn handle(shared: &Shared, bytes: &[u8]) {
+/// Processes one packet that reached a worker at `arrived` (since
+/// [`Shared::origin`]): its delay is counted from then.
+fn handle(shared: &Shared, bytes: &[u8], arrived: Duration) {
     let c = &shared.counters;
     match process(shared, bytes) {
         Ok(Processed::Forward {
@@ -567,7 +668,7 @@ fn handle(shared: &Shared, bytes: &[u8]) {
             } else if delay.is_zero() {
                 send(shared, next_hop, packet);
             } else {
-                match shared.delay_tx.try_send((delay, next_hop, packet)) {
+                match shared.delay_tx.try_send((arrived, delay, next_hop, packet)) {
                     Ok(()) => {}
                     Err(_) => bump(&c.dropped_overload),
                 }
@@ -639,53 +740,100 @@ fn send(shared: &Shared, next_hop: NodeAddress, packet: Packet) {
 }
 
 fn deliver(shared: &Shared, delivery: Delivery) {
+    let destination = match &delivery {
+        Delivery::Message { destination, .. } | Delivery::Sealed { destination, .. } => {
+            *destination
+        }
+    };
+    let inbox = shared
+        .inboxes
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&destination)
+        .cloned();
+    if let Some(inbox) = inbox {
+        match inbox.try_send(delivery) {
+            Ok(()) => bump(&shared.counters.inbox_delivered),
+            Err(mpsc::error::TrySendError::Full(_)) => bump(&shared.counters.dropped_overload),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                bump(&shared.counters.dropped_send_failed);
+                shared
+                    .inboxes
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .retain(|_, tx| !tx.is_closed());
+            }
+        }
+        return;
+    }
     match shared.delivery_tx.try_send(delivery) {
         Ok(()) => bump(&shared.counters.delivered),
         Err(_) => bump(&shared.counters.dropped_overload),
     }
 }
 
-/// Holds packets for their delays: a bounded [`DelayQueue`] on the tokio
-/// clock. Ends when the node is dropped.
-async fn delay_stage(
-    shared: std::sync::Weak<Shared>,
-    mut rx: mpsc::Receiver<(Duration, NodeAddress, Packet)>,
-) {
-    let origin = tokio::time::Instant::now();
-    let (capacity, max_delay) = match shared.upgrade() {
-        Some(s) => (s.config.delay_queue.max(1), s.config.max_delay),
+/// Below this wait the delay thread spins instead of sleeping: a futex
+/// wait this short would overshoot by the kernel's timer slack (50 µs by
+/// default on Linux).
+const DELAY_SLACK: Duration = Duration::from_micros(20);
+
+/// Holds packets for their delays: a bounded [`DelayQueue`] on a thread of
+/// its own that sleeps until the earliest deadline (a futex wait with a
+/// timeout, so wake-ups are tens of microseconds late rather than the
+/// millisecond of a runtime timer) or until a packet arrives, whichever is
+/// first. Every packet that arrived meanwhile is queued and every one that
+/// is due is sent in one pass. Ends when the node is dropped.
+fn delay_stage(shared: &std::sync::Weak<Shared>, rx: &std_mpsc::Receiver<Held>) {
+    let (capacity, max_delay, origin) = match shared.upgrade() {
+        Some(s) => (s.config.delay_queue.max(1), s.config.max_delay, s.origin),
         None => return,
     };
     let mut queue: DelayQueue<(NodeAddress, Packet)> = DelayQueue::new(capacity, max_delay);
+    let hold =
+        |s: &Shared, queue: &mut DelayQueue<_>, (arrived, delay, hop, packet): Held| match queue
+            .push(arrived, delay, (hop, packet))
+        {
+            Ok(()) => {}
+            Err(DelayQueueError::Full(_)) => bump(&s.counters.dropped_overload),
+            Err(DelayQueueError::TooLong(_)) => bump(&s.counters.dropped_delay_too_long),
+        };
     loop {
-        let next = queue.next_deadline();
-        tokio::select! {
-            item = rx.recv() => {
-                let Some((delay, hop, packet)) = item else { return };
-                let Some(s) = shared.upgrade() else { return };
-                let now = origin.elapsed();
-                match queue.push(now, delay, (hop, packet)) {
-                    Ok(()) => {}
-                    Err(DelayQueueError::Full(_)) => bump(&s.counters.dropped_overload),
-                    Err(DelayQueueError::TooLong(_)) => bump(&s.counters.dropped_delay_too_long),
+        let first = match queue.next_deadline() {
+            None => rx.recv().map_err(|_| ()),
+            Some(deadline) => {
+                let wait = deadline.saturating_sub(origin.elapsed());
+                if wait <= DELAY_SLACK {
+                    // Too close to sleep: spin the last few microseconds so
+                    // nothing leaves before its deadline.
+                    while origin.elapsed() < deadline {
+                        std::hint::spin_loop();
+                    }
+                    Err(())
+                } else {
+                    match rx.recv_timeout(wait) {
+                        Ok(item) => Ok(item),
+                        Err(std_mpsc::RecvTimeoutError::Timeout) => Err(()),
+                        Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
                 }
-                s.counters.delay_depth.store(queue.len() as u64, Ordering::Relaxed);
             }
-            () = sleep_until(origin, next) => {
-                let Some(s) = shared.upgrade() else { return };
-                let now = origin.elapsed();
-                while let Some((_, (hop, packet))) = queue.pop_due(now) {
-                    send(&s, hop, packet);
-                }
-                s.counters.delay_depth.store(queue.len() as u64, Ordering::Relaxed);
-            }
+        };
+        let Some(s) = shared.upgrade() else { return };
+        match first {
+            Ok(item) => hold(&s, &mut queue, item),
+            // The channel closed with nothing held: the node is gone.
+            Err(()) if queue.is_empty() => return,
+            Err(()) => {}
         }
-    }
-}
-
-async fn sleep_until(origin: tokio::time::Instant, deadline: Option<Duration>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(origin + d).await,
-        None => std::future::pending().await,
+        while let Ok(item) = rx.try_recv() {
+            hold(&s, &mut queue, item);
+        }
+        let now = origin.elapsed();
+        while let Some((_, (hop, packet))) = queue.pop_due(now) {
+            send(&s, hop, packet);
+        }
+        s.counters
+            .delay_depth
+            .store(queue.len() as u64, Ordering::Relaxed);
     }
 }

@@ -2,7 +2,8 @@
 
 use fog_mix::x25519_dalek::{PublicKey, StaticSecret};
 use fog_mix::{
-    DescriptorBuilder, LotteryError, NodeDescriptor, NodeIdentity, TICKET_LEN, Ticket, run_lottery,
+    DescriptorBuilder, LayerRefusal, LotteryError, NodeDescriptor, NodeIdentity, TICKET_LEN,
+    Ticket, check_layers, run_lottery,
 };
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -154,4 +155,96 @@ proptest! {
             let _ = t.verify(&d, t.epoch(), &[0; 32]);
         }
     }
+}
+
+fn at_layer(i: u8, id: &NodeIdentity, layer: u8) -> NodeDescriptor {
+    DescriptorBuilder::new(
+        PublicKey::from(&StaticSecret::from([i; 32])),
+        1,
+        format!("10.{i}.0.1:1789"),
+    )
+    .stake(10)
+    .layer(layer)
+    .sign(id)
+    .unwrap()
+}
+
+#[test]
+fn descriptor_layers_are_checked_against_the_draw() {
+    let r = [3u8; 32];
+    let epoch = 9;
+    let ids: Vec<(u8, NodeIdentity)> = (1..=6u8).map(|i| (i, candidate(i, 10).0)).collect();
+    // The draw depends on identities, stakes, epoch and randomness only.
+    let probe: Vec<(NodeDescriptor, Ticket)> = ids
+        .iter()
+        .map(|(i, id)| (at_layer(*i, id, 0), Ticket::draw(id, epoch, &r)))
+        .collect();
+    let draw = run_lottery(&probe, epoch, &r, 4, 2);
+    assert_eq!(draw.active.len(), 4);
+    let drawn = |i: u8| {
+        let node = probe[usize::from(i - 1)].0.node_address();
+        draw.active.iter().find(|a| a.node == node).map(|a| a.layer)
+    };
+    let winners: Vec<u8> = (1..=6).filter(|i| drawn(*i).is_some()).collect();
+    let loser = (1..=6).find(|i| drawn(*i).is_none()).unwrap();
+    let liar = winners[0];
+    let mut candidates = Vec::new();
+    for (i, id) in &ids {
+        let layer = match drawn(*i) {
+            Some(l) if *i == liar => 1 - l,
+            Some(l) => l,
+            None => 0,
+        };
+        candidates.push((at_layer(*i, id, layer), Some(Ticket::draw(id, epoch, &r))));
+    }
+    // One mix with a ticket for another epoch, one with none at all.
+    let (late_id, _) = candidate(7, 10);
+    candidates.push((
+        at_layer(7, &late_id, 0),
+        Some(Ticket::draw(&late_id, epoch - 1, &r)),
+    ));
+    let (bare_id, _) = candidate(8, 10);
+    candidates.push((at_layer(8, &bare_id, 1), None));
+
+    let check = check_layers(candidates.clone(), epoch, &r, 4, 2, false);
+    let refusal = |i: u8| {
+        let node = candidates[usize::from(i - 1)].0.node_address();
+        check
+            .refused
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map(|(_, r)| r.clone())
+    };
+    assert_eq!(
+        refusal(liar),
+        Some(LayerRefusal::WrongLayer {
+            claimed: 1 - drawn(liar).unwrap(),
+            drawn: drawn(liar).unwrap()
+        })
+    );
+    assert_eq!(refusal(loser), Some(LayerRefusal::NotDrawn));
+    assert_eq!(
+        refusal(7),
+        Some(LayerRefusal::Ticket(LotteryError::WrongEpoch {
+            expected: epoch,
+            got: epoch - 1
+        }))
+    );
+    // The three honest winners and the ticketless mix are kept.
+    assert_eq!(check.kept.len(), 4, "{:?}", check.refused);
+    assert!(
+        check
+            .kept
+            .iter()
+            .any(|d| d.node_address() == candidates[7].0.node_address())
+    );
+    // With tickets required the ticketless mix goes too.
+    let strict = check_layers(candidates, epoch, &r, 4, 2, true);
+    assert_eq!(strict.kept.len(), 3);
+    assert!(
+        strict
+            .refused
+            .iter()
+            .any(|(_, r)| *r == LayerRefusal::NoTicket)
+    );
 }

@@ -371,3 +371,103 @@ async fn packets_cross_three_nodes_over_tcp() {
     assert!(matches!(d, Delivery::Message { message, .. } if message == b"three hops"));
     assert_eq!(nodes[0].stats().forwarded, 1);
 }
+
+/// A PRIVATE packet whose first hop is the mix holding `first`, delays
+/// zeroed.
+fn packet_for(first: &PublicKey, config: &PacketConfig) -> Vec<u8> {
+    let other = PublicKey::from(&StaticSecret::from([99u8; 32]));
+    let route = [
+        RouteNode::new(NodeAddress::from_bytes([1; 32]), *first),
+        RouteNode::new(NodeAddress::from_bytes([2; 32]), other),
+        RouteNode::new(NodeAddress::from_bytes([3; 32]), other),
+    ];
+    let dest = Destination::new(DestinationAddress::from_bytes([9; 32]), [0; 16]);
+    PacketBuilder::new(*config)
+        .unwrap()
+        .build_with_delays(
+            PrivacyLevel::Private,
+            &route,
+            dest,
+            b"epoch",
+            &[Duration::ZERO, Duration::ZERO],
+            &mut rand::rng(),
+        )
+        .unwrap()
+        .packet
+        .into_bytes()
+}
+
+fn filter(epoch: u64) -> ReplayFilter {
+    ReplayFilter::in_memory(epoch, &ReplayConfig::new(10_000)).unwrap()
+}
+
+#[tokio::test]
+async fn a_rotation_keeps_the_previous_key_until_the_overlap_closes() {
+    let config = PacketConfig::default();
+    let old = StaticSecret::from([40u8; 32]);
+    let new = StaticSecret::from([41u8; 32]);
+    let newer = StaticSecret::from([42u8; 32]);
+    let recorder = Arc::new(Recorder::default());
+    let (node, _deliveries) = MixNode::start(
+        NodeConfig::new(config).with_workers(2),
+        1,
+        old.clone(),
+        filter(1),
+        recorder.clone(),
+    )
+    .unwrap();
+    let inbound = node.inbound();
+    // Built by senders who saw only epoch 1's descriptor.
+    let in_flight = packet_for(&PublicKey::from(&old), &config);
+    let late = packet_for(&PublicKey::from(&old), &config);
+    let too_late = packet_for(&PublicKey::from(&old), &config);
+
+    // Going back, or a filter of another epoch, is refused and changes nothing.
+    assert!(node.rotate(1, new.clone(), filter(1)).is_err());
+    assert!(node.rotate(2, new.clone(), filter(3)).is_err());
+    assert_eq!(node.epoch(), 1);
+
+    assert!(node.rotate(2, new.clone(), filter(2)).unwrap().is_none());
+    assert_eq!(node.epoch(), 2);
+    assert_eq!(node.public_key(), PublicKey::from(&new));
+    // During the overlap window both keys work: the old epoch's packets
+    // and the new epoch's.
+    assert!(inbound.deliver(in_flight.clone()).await);
+    assert!(
+        inbound
+            .deliver(packet_for(&PublicKey::from(&new), &config))
+            .await
+    );
+    wait_for(&node, |s| s.forwarded == 2).await;
+    // The previous epoch keeps its own replay filter through the window.
+    assert!(inbound.deliver(in_flight).await);
+    wait_for(&node, |s| s.replayed == 1).await;
+    assert!(inbound.deliver(late).await);
+    wait_for(&node, |s| s.forwarded == 3).await;
+
+    // Closing the window hands back epoch 1's filter; its key is refused now.
+    let retired = node.close_overlap().expect("the previous epoch's filter");
+    assert_eq!(retired.epoch(), 1);
+    assert!(inbound.deliver(too_late).await);
+    wait_for(&node, |s| s.dropped_unauthenticated == 1).await;
+    assert_eq!(node.stats().forwarded, 3);
+
+    // A second rotation with the window open retires the oldest epoch.
+    node.rotate(3, newer.clone(), filter(3)).unwrap();
+    let retired = node
+        .rotate(4, StaticSecret::from([43u8; 32]), filter(4))
+        .unwrap();
+    assert_eq!(retired.map(|f| f.epoch()), Some(2));
+    assert!(
+        inbound
+            .deliver(packet_for(&PublicKey::from(&new), &config))
+            .await
+    );
+    wait_for(&node, |s| s.dropped_unauthenticated == 2).await;
+    assert!(
+        inbound
+            .deliver(packet_for(&PublicKey::from(&newer), &config))
+            .await
+    );
+    wait_for(&node, |s| s.forwarded == 4).await;
+}

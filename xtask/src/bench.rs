@@ -45,6 +45,24 @@ const CALLGRIND_CALLS: usize = 8;
 /// throughput).
 const TARGETS: &[(&str, f64, &str)] = &[
     ("mix/process/fog-mix", 40_000.0, "issue 3: 25,000 packets/s"),
+    ("mix/ratio", 0.9, "issue 3: pipeline ≥ 0.9 × cores × raw"),
+    (
+        "mix/added_latency_p99_us",
+        1000.0,
+        "issue 3: p99 ≤ 1 ms at half of pipeline_pps",
+    ),
+    (
+        "p2p/lookup_success_ratio",
+        1.0,
+        "issue 4: 100% at N = 1,000",
+    ),
+    ("p2p/lookup_hops_median", 4.0, "issue 4: median ≤ 4"),
+    ("p2p/gossip_delivery_ratio", 1.0, "issue 4: 100%"),
+    (
+        "p2p/duplicates_per_message",
+        3.0,
+        "issue 4: ≤ 3 per message",
+    ),
     (
         "sched/nsga2/zdt1_generation/10",
         250_000.0,
@@ -375,7 +393,7 @@ fn build(root: &Path) -> Result<Built, String> {
         "--message-format=json-render-diagnostics",
     ];
     eprintln!("xtask: $ cargo {}", args.join(" "));
-    let output = Command::new(crate::cargo())
+    let output = crate::cargo_command()
         .args(args)
         .current_dir(root)
         .stderr(Stdio::inherit())
@@ -498,8 +516,22 @@ fn criterion_figure(new: &Path, since: SystemTime) -> Option<Figure> {
 /// are none.
 fn run_scenario(fog: &Path, layer: &str, quick: bool) -> Result<Vec<Figure>, Part> {
     let mut args = vec!["--json", "bench", layer];
-    if quick && layer == "dao" {
-        args.extend(["--events", "100000", "--votes", "5000", "--appends", "500"]);
+    match layer {
+        "dao" if quick => {
+            args.extend(["--events", "100000", "--votes", "5000", "--appends", "500"]);
+        }
+        "mix" if quick => args.extend(["--packets", "5000"]),
+        "p2p" if quick => args.extend([
+            "--nodes",
+            "50",
+            "--records",
+            "20",
+            "--lookups",
+            "100",
+            "--messages",
+            "3",
+        ]),
+        _ => {}
     }
     eprintln!("xtask: $ fog {}", args.join(" "));
     let output = Command::new(fog)

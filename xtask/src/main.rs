@@ -95,6 +95,41 @@ fn cargo() -> String {
     env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
+/// Variables `cargo run` sets for the program it runs (this xtask) that a
+/// nested cargo must not inherit: build scripts that declare
+/// `rerun-if-env-changed` on them (ring's does, for `CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR`, `CARGO_PKG_VERSION_*`, `OUT_DIR`) are fingerprinted
+/// against cargo's own environment, so a nested build that sees xtask's
+/// values re-runs them and recompiles everything above them (ring, then
+/// libp2p, fog-p2p, fog-mesh, fog-cli, ...), although a build from a shell
+/// just compiled the same tree.
+const CARGO_RUN_VARS: &[&str] = &[
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_MANIFEST_LINKS",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_RUSTC_CURRENT_DIR",
+    "OUT_DIR",
+];
+
+/// A `cargo` command with the environment of a plain shell: the variables
+/// `cargo run` gave this process removed (see [`CARGO_RUN_VARS`]; every
+/// `CARGO_PKG_*` too).
+fn cargo_command() -> Command {
+    let mut command = Command::new(cargo());
+    for (key, _) in env::vars_os() {
+        if let Some(k) = key.to_str()
+            && (k.starts_with("CARGO_PKG_") || CARGO_RUN_VARS.contains(&k))
+        {
+            command.env_remove(&key);
+        }
+    }
+    command
+}
+
 /// The whole gate, cheapest check first so a broken rule fails fast.
 fn ci(root: &Path) -> Result<(), String> {
     check_architecture(root)?;
@@ -155,7 +190,7 @@ fn check_architecture(root: &Path) -> Result<(), String> {
 }
 
 fn cargo_metadata(root: &Path) -> Result<serde_json::Value, String> {
-    let output = Command::new(cargo())
+    let output = cargo_command()
         .args([
             "metadata",
             "--format-version",
@@ -179,7 +214,7 @@ fn cargo_metadata(root: &Path) -> Result<serde_json::Value, String> {
 fn run_cargo(root: &Path, args: &[&str]) -> Result<(), String> {
     eprintln!("xtask: $ cargo {}", args.join(" "));
     let started = Instant::now();
-    let status = Command::new(cargo())
+    let status = cargo_command()
         .args(args)
         .current_dir(root)
         .status()
@@ -199,6 +234,31 @@ fn run_cargo(root: &Path, args: &[&str]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `cargo test` gives this test what `cargo run` gives the xtask
+    /// (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`): a nested cargo never sees
+    /// them.
+    #[test]
+    fn nested_cargo_does_not_inherit_cargo_run_variables() {
+        assert!(env::var_os("CARGO_PKG_NAME").is_some());
+        let command = cargo_command();
+        let removed: Vec<&std::ffi::OsStr> = command
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key)
+            .collect();
+        for key in [
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_MANIFEST_DIR",
+        ] {
+            assert!(
+                removed.contains(&std::ffi::OsStr::new(key)),
+                "{key} is passed on"
+            );
+        }
+        assert!(!removed.contains(&std::ffi::OsStr::new("PATH")));
+    }
 
     /// README.md's quickstart must show the exact command `ci` runs.
     #[test]

@@ -582,8 +582,10 @@ pub(crate) fn classify_key(key: &str) -> (&'static str, Better) {
         ("", Better::Higher)
     } else if last == "igd" || last.contains("overhead") || last.ends_with("violations") {
         ("", Better::Lower)
-    } else if last.contains("delivery") {
+    } else if last.contains("delivery") || last.contains("success") || last.starts_with("ratio") {
         ("", Better::Higher)
+    } else if last.contains("duplicates") || last.contains("hops") {
+        ("", Better::Lower)
     } else {
         ("", Better::Neither)
     }
@@ -711,6 +713,15 @@ mod tests {
         );
         assert_eq!(classify_key("dao/verify_seconds"), ("s", Better::Lower));
         assert_eq!(classify_key("mesh/bundle_bytes"), ("", Better::Neither));
+        assert_eq!(classify_key("mix/ratio"), ("", Better::Higher));
+        assert_eq!(
+            classify_key("p2p/duplicates_per_message"),
+            ("", Better::Lower)
+        );
+        assert_eq!(
+            classify_key("p2p/lookup_success_ratio"),
+            ("", Better::Higher)
+        );
     }
 
     #[test]
