@@ -269,3 +269,72 @@ fn nodes_killed_with_sigkill_resume_without_losing_jobs_or_ledger_entries() {
         let _ = child.wait();
     }
 }
+
+#[test]
+fn a_container_job_runs_through_the_network_on_docker() {
+    let required = std::env::var("FOG_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    let daemon = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let busybox = std::fs::read("/bin/busybox");
+    let (true, Ok(busybox)) = (daemon, busybox) else {
+        assert!(
+            !required,
+            "FOG_REQUIRE_DOCKER=1 but no docker daemon or /bin/busybox"
+        );
+        println!("skipped: no docker daemon");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("image.tar");
+    let image = format!("fog-node-test-busybox:{}", std::process::id());
+    std::fs::write(
+        &tar,
+        fog_exec::image::busybox_image_tar(&image, &busybox).unwrap(),
+    )
+    .unwrap();
+    let devnet = dir.path().join("devnet");
+    let _guard = Devnet(devnet.clone());
+    json(&fog(&[
+        "--json",
+        "devnet",
+        "up",
+        "--nodes",
+        "2",
+        "--relays",
+        "0",
+        "--no-workload",
+        "--dir",
+        &devnet.display().to_string(),
+    ]));
+    let submitter = devnet.join("node-0").display().to_string();
+    let out = fog(&[
+        "--json",
+        "job",
+        "--node",
+        &submitter,
+        "submit",
+        "--image",
+        &image,
+        "--image-tar",
+        &tar.display().to_string(),
+        "--replicas",
+        "2",
+        "--wait",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo from-a-container",
+    ]);
+    if !out.status.success() {
+        dump_logs(&devnet);
+    }
+    let doc = json(&out);
+    assert_eq!(doc["job"]["state"], "verified", "{doc}");
+    assert_eq!(doc["job"]["kind"], "container", "{doc}");
+    assert_eq!(doc["logs"]["stdout"], "from-a-container\n", "{doc}");
+    let _ = Command::new("docker")
+        .args(["image", "rm", "-f", &image])
+        .output();
+}
