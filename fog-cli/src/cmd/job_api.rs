@@ -95,6 +95,9 @@ pub(crate) struct SubmitArgs {
     /// Wait until the job ends, showing progress, then print its output.
     #[arg(long)]
     pub(crate) wait: bool,
+    /// Give up waiting after this many seconds (the job goes on).
+    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    pub(crate) wait_timeout: Option<f64>,
     /// Arguments for the module, or the container command.
     #[arg(last = true, value_name = "ARGS")]
     pub(crate) args: Vec<String>,
@@ -115,6 +118,9 @@ pub(crate) struct StatusArgs {
     /// Wait until it ends.
     #[arg(long)]
     pub(crate) wait: bool,
+    /// Give up waiting after this many seconds (the job goes on).
+    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    pub(crate) wait_timeout: Option<f64>,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -165,8 +171,20 @@ pub(crate) fn is_final(state: &str) -> bool {
     matches!(state, "verified" | "failed" | "cancelled")
 }
 
-/// Polls until the job ends, with a spinner on a terminal.
-pub(crate) async fn wait_for(client: &ApiClient, id: &str, quiet: bool) -> anyhow::Result<JobView> {
+/// Polls until the job ends, with a spinner on a terminal; past `limit`
+/// (seconds) it is an error naming the job's state, and the job goes on.
+pub(crate) async fn wait_for(
+    client: &ApiClient,
+    id: &str,
+    quiet: bool,
+    limit: Option<f64>,
+) -> anyhow::Result<JobView> {
+    let limit = match limit {
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s.min(1e9))),
+        Some(s) => bail!("--wait-timeout must be a positive number of seconds, not {s}"),
+        None => None,
+    };
+    let started = std::time::Instant::now();
     let bar = if quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -194,6 +212,19 @@ pub(crate) async fn wait_for(client: &ApiClient, id: &str, quiet: bool) -> anyho
             bar.finish_and_clear();
             return Ok(job);
         }
+        if let Some(limit) = limit.filter(|l| started.elapsed() > *l) {
+            bar.finish_and_clear();
+            bail!(
+                "job {} is still {} after {:.0} s{}",
+                job.id,
+                job.state,
+                limit.as_secs_f64(),
+                job.last_failure
+                    .as_deref()
+                    .map(|w| format!(" ({} failed replicas; the last: {w})", job.failures))
+                    .unwrap_or_default()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -216,7 +247,7 @@ pub(crate) fn submit(
             }
             return Ok(());
         }
-        let job = wait_for(&client, &id, global.json || global.quiet).await?;
+        let job = wait_for(&client, &id, global.json || global.quiet, args.wait_timeout).await?;
         print_outcome(&client, &job, global.json).await
     })
 }
@@ -251,7 +282,13 @@ pub(crate) fn status(
     let client = select.client()?;
     runtime()?.block_on(async {
         let job = if args.wait {
-            wait_for(&client, &args.id, global.json || global.quiet).await?
+            wait_for(
+                &client,
+                &args.id,
+                global.json || global.quiet,
+                args.wait_timeout,
+            )
+            .await?
         } else {
             client.job(&args.id).await?
         };

@@ -98,6 +98,13 @@ pub(crate) struct JobView {
     pub(crate) output_hash: Option<String>,
     /// Why it failed, if it did.
     pub(crate) error: Option<String>,
+    /// Replicas that failed without a result so far (retried elsewhere
+    /// until the job's failure budget is spent).
+    #[serde(default)]
+    pub(crate) failures: u32,
+    /// Why the last of them failed.
+    #[serde(default)]
+    pub(crate) last_failure: Option<String>,
 }
 
 /// Job counters of a node.

@@ -48,6 +48,7 @@ use super::store::{
     ExecutionRecord, JobRecord, JobState, ReplicaRecord, ReplicaState, ResultRecord, Store,
 };
 use super::wire::{self, HEARTBEAT_TOPIC, Heartbeat, Message, RunTask, Settlement, TaskReport};
+use prometheus_client::metrics::counter::Counter;
 
 /// Largest stdout an executor reports (the whole output is what replicas
 /// compare; this is what the submitter shows).
@@ -68,6 +69,9 @@ const MAX_SETTLEMENTS: usize = 10_000;
 const PLACEMENT_PATIENCE: Duration = Duration::from_mins(5);
 /// Replicas a job may add when its replicas disagree without a quorum.
 const EXTRA_REPLICAS: u32 = 2;
+/// Failed replicas a job may have beyond the replicas it wants before it
+/// fails: a task that no executor can start must not be retried forever.
+const FAILURE_BUDGET: u32 = 4;
 /// How long a work message waits in the store-and-forward queue.
 const MESSAGE_TTL: Duration = Duration::from_hours(1);
 /// Samples kept for sparklines.
@@ -569,6 +573,8 @@ impl Runtime {
             result: None,
             error: None,
             evidence: 0,
+            failures: 0,
+            last_failure: None,
         };
         state.store.put_job(&job)?;
         count_job(&mut state.counts, &job, 1);
@@ -1379,11 +1385,16 @@ impl Runtime {
                 return; // late, duplicate or forged
             }
             let node = node_id(&replica.peer);
+            let mut failure = None;
             if let Some(why) = report.refused.as_ref().or(report.interrupted.as_ref()) {
                 tracing::info!(task = %report.task, node = %report.node, %why, "replica did not finish");
                 replica.state = ReplicaState::Dropped;
                 if report.interrupted.is_some() && why != "preempted" {
                     let _ = state.reputation.record(node, TaskOutcome::Failure);
+                }
+                // A harvest refusal or a preemption says nothing about the task.
+                if why != "preempted" && !why.starts_with("harvest policy") {
+                    failure = Some(format!("{}: {why}", replica.node));
                 }
             } else if let Some(result) = report.result {
                 if verify_signature(&report.task, &result) {
@@ -1394,6 +1405,9 @@ impl Runtime {
                     replica.state = ReplicaState::Dropped;
                     let _ = state.reputation.record(node, TaskOutcome::Failure);
                 }
+            }
+            if let Some(why) = failure {
+                outgoing.extend(record_failure(&mut job, why, &self.metrics.jobs_failed));
             }
             if !job.state.is_final() {
                 outgoing.extend(self.verify(&mut state, &mut job));
@@ -1644,14 +1658,23 @@ impl Runtime {
             let patience_ms = ((job.request.timeout_s.unwrap_or(60.0)
                 + self.config.task_grace_s.max(0.0))
                 * 1000.0) as u64;
+            let mut lost = Vec::new();
             for r in &mut job.replicas {
                 let stuck = now_ms().saturating_sub(r.sent_ms) > patience_ms;
                 if r.state == ReplicaState::Sent && (failed.contains(&r.peer) || stuck) {
                     tracing::warn!(task = %r.task, node = %r.node, stuck, "replica lost; placing it again");
                     r.state = ReplicaState::Dropped;
+                    lost.push(if stuck {
+                        format!("{}: no report within {} s", r.node, patience_ms / 1000)
+                    } else {
+                        format!("{}: the node failed", r.node)
+                    });
                 }
             }
-            if job != before {
+            for why in lost {
+                out.extend(record_failure(&mut job, why, &self.metrics.jobs_failed));
+            }
+            if job != before && !job.state.is_final() {
                 let messages = self.verify(state, &mut job);
                 out.extend(messages);
                 settle_state(&mut job);
@@ -1723,19 +1746,22 @@ impl Runtime {
         let by_node: HashMap<NodeId, String> =
             peers.iter().map(|p| (node_id(p), p.clone())).collect();
         let mut cluster = Cluster::new(cluster_nodes.into_iter().map(|(_, n)| n).collect());
-        // Re-assign our running replicas so preemption sees them as residents.
+        // Re-assign our running replicas so preemption sees them as
+        // residents; a replica that already reported stays as a resident
+        // without resources, so that anti-affinity keeps the job's next
+        // replicas off its node.
         for job in state
             .jobs
             .values()
             .filter(|j| j.state == JobState::Running || j.state == JobState::Pending)
         {
-            for r in job
-                .replicas
-                .iter()
-                .filter(|r| r.state == ReplicaState::Sent)
-            {
-                let sched_job = Job::new(job_id(&r.task), job_resources(&job.request));
-                let _ = cluster.assign(&sched_job, node_id(&r.peer));
+            for r in &job.replicas {
+                let resources = match r.state {
+                    ReplicaState::Sent => job_resources(&job.request),
+                    ReplicaState::Reported => Resources::ZERO,
+                    ReplicaState::Dropped => continue,
+                };
+                let _ = cluster.assign(&Job::new(job_id(&r.task), resources), node_id(&r.peer));
             }
         }
         state.round_robin = state.round_robin.wrapping_add(1);
@@ -2410,6 +2436,39 @@ fn verify_signature(task: &str, result: &ResultRecord) -> bool {
     fog_dao::verify_task_result(&account, &task_digest(job_of(task)), &signed)
 }
 
+/// Counts a replica that failed without a result; past the job's
+/// failure budget the job fails, naming the last reason, and its
+/// replicas still running are cancelled.
+fn record_failure(job: &mut JobRecord, why: String, failed: &Counter) -> Vec<(String, Message)> {
+    job.failures = job.failures.saturating_add(1);
+    job.last_failure = Some(why);
+    let budget = job.request.replicas.unwrap_or(1) + FAILURE_BUDGET;
+    if job.state.is_final() || job.failures <= budget {
+        return Vec::new();
+    }
+    job.state = JobState::Failed;
+    job.error = Some(format!(
+        "{} replicas failed without a result; the last: {}",
+        job.failures,
+        job.last_failure.as_deref().unwrap_or("-")
+    ));
+    job.finished_ms = Some(now_ms());
+    failed.inc();
+    job.replicas
+        .iter_mut()
+        .filter(|r| r.state == ReplicaState::Sent)
+        .map(|r| {
+            r.state = ReplicaState::Dropped;
+            (
+                r.peer.clone(),
+                Message::Cancel {
+                    task: r.task.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
 /// The job a replica's task id belongs to (`<job>.<n>`).
 fn job_of(task: &str) -> &str {
     task.rsplit_once('.').map_or(task, |(job, _)| job)
@@ -2451,6 +2510,8 @@ fn job_view(job: &JobRecord, members: &HashMap<String, Member>, me: &str) -> Job
         finished_ms: job.finished_ms,
         output_hash: job.result.as_ref().map(|r| r.output_hash.clone()),
         error: job.error.clone(),
+        failures: job.failures,
+        last_failure: job.last_failure.clone(),
     }
 }
 
@@ -2662,4 +2723,68 @@ fn settle(
         quorum,
         balances,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(replicas: u32) -> JobRecord {
+        JobRecord {
+            id: "j-1-0".into(),
+            request: SubmitRequest {
+                replicas: Some(replicas),
+                ..SubmitRequest::default()
+            },
+            module_hash: None,
+            state: JobState::Running,
+            replicas: vec![ReplicaRecord {
+                task: "j-1-0.0".into(),
+                peer: "p".into(),
+                node: "n".into(),
+                state: ReplicaState::Sent,
+                sent_ms: 1,
+                result: None,
+            }],
+            preemptions: 0,
+            unplaced_rounds: 0,
+            submitted_ms: 1,
+            finished_ms: None,
+            result: None,
+            error: None,
+            evidence: 0,
+            failures: 0,
+            last_failure: None,
+        }
+    }
+
+    #[test]
+    fn a_job_fails_once_its_failure_budget_is_spent() {
+        let failed = Counter::default();
+        let mut j = job(2);
+        for i in 0..2 + FAILURE_BUDGET {
+            assert!(record_failure(&mut j, format!("n{i}: refused"), &failed).is_empty());
+            assert_eq!(j.state, JobState::Running);
+        }
+        assert_eq!(j.last_failure.as_deref(), Some("n5: refused"));
+        let cancels = record_failure(&mut j, "n6: refused".into(), &failed);
+        assert_eq!(j.state, JobState::Failed);
+        assert_eq!(failed.get(), 1);
+        assert!(j.error.as_deref().unwrap().contains("7 replicas failed"));
+        assert!(j.error.as_deref().unwrap().contains("n6: refused"));
+        assert_eq!(cancels.len(), 1, "the replica still running is cancelled");
+        assert!(j.replicas.iter().all(|r| r.state == ReplicaState::Dropped));
+        // A final job stays as it is.
+        assert!(record_failure(&mut j, "late".into(), &failed).is_empty());
+        assert_eq!(failed.get(), 1);
+    }
+
+    #[test]
+    fn quorum_is_a_majority_raised_by_the_parameter_up_to_all() {
+        assert_eq!(quorum_size(1, None), 1);
+        assert_eq!(quorum_size(3, None), 2);
+        assert_eq!(quorum_size(4, None), 3);
+        assert_eq!(quorum_size(3, Some(3)), 3);
+        assert_eq!(quorum_size(3, Some(9)), 3);
+    }
 }

@@ -39,6 +39,14 @@ pub(crate) struct JobRecord {
     pub(crate) error: Option<String>,
     /// Evidence records its verification produced.
     pub(crate) evidence: u32,
+    /// Replicas that failed without a result (refused by an executor,
+    /// lost with their node, silent past their timeout), preemptions and
+    /// harvest refusals aside; past a budget the job fails.
+    #[serde(default)]
+    pub(crate) failures: u32,
+    /// Why the last of those replicas failed.
+    #[serde(default)]
+    pub(crate) last_failure: Option<String>,
 }
 
 /// Where a job is in its life.
@@ -326,6 +334,8 @@ mod tests {
             result: None,
             error: None,
             evidence: 0,
+            failures: 0,
+            last_failure: None,
         }
     }
 

@@ -69,6 +69,7 @@ fn jobs() -> Vec<JobView> {
                 finished_ms: f[9].parse::<u64>().ok().map(|t| submitted_ms + t * 1000),
                 output_hash: None,
                 error: None,
+                ..JobView::default()
             }
         })
         .collect()
