@@ -991,18 +991,21 @@ impl Task {
         for p in low {
             self.ban(p);
         }
-        while self.book.connected_count() > self.config.target_peers {
-            let Some(worst) = self.book.worst_connected(&self.bootstrap) else {
-                break;
-            };
-            tracing::debug!(peer = %worst, "pruning the lowest-scored peer");
-            let _ = self.swarm.disconnect_peer_id(worst);
-            // The entry is marked disconnected when the close event arrives;
-            // stop here so one tick prunes at most the excess once.
-            if let Some(e) = self.book.get(&worst)
-                && e.connections > 0
+        // GossipSub keeps every connection it has a stream on alive, so
+        // connections opened for DHT lookups would pile up: above the
+        // target, the whole excess goes at once, lowest score first, sparing
+        // bootstrap peers and gossip mesh peers. (Entries are marked
+        // disconnected when the close events arrive.)
+        let connected = self.book.connected_count();
+        if connected > self.config.target_peers {
+            let mut keep = self.bootstrap.clone();
+            keep.extend(self.swarm.behaviour().gossipsub.all_mesh_peers().copied());
+            for worst in self
+                .book
+                .worst_connected(connected - self.config.target_peers, &keep)
             {
-                break;
+                tracing::debug!(peer = %worst, "pruning the lowest-scored peer");
+                let _ = self.swarm.disconnect_peer_id(worst);
             }
         }
         if let Err(e) = self.queue.purge_expired(now_ms()) {

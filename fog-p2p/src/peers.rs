@@ -188,12 +188,16 @@ impl PeerBook {
     }
 
     /// The connected peer with the lowest score, not in `keep`.
-    pub(crate) fn worst_connected(&self, keep: &HashSet<PeerId>) -> Option<PeerId> {
-        self.peers
+    /// Up to `n` connected peers outside `keep`, lowest score first.
+    pub(crate) fn worst_connected(&self, n: usize, keep: &HashSet<PeerId>) -> Vec<PeerId> {
+        let mut candidates: Vec<(f64, PeerId)> = self
+            .peers
             .iter()
             .filter(|(p, e)| e.connections > 0 && !keep.contains(p))
-            .min_by(|a, b| a.1.score().total_cmp(&b.1.score()))
-            .map(|(p, _)| *p)
+            .map(|(p, e)| (e.score(), *p))
+            .collect();
+        candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        candidates.into_iter().take(n).map(|(_, p)| p).collect()
     }
 
     pub(crate) fn snapshot(&self) -> Vec<PeerInfo> {
@@ -269,7 +273,11 @@ mod tests {
         let keep = HashSet::new();
         book.entry(c).connections = 1;
         book.failed(a);
-        assert_eq!(book.worst_connected(&keep), Some(a));
+        assert_eq!(book.worst_connected(1, &keep), vec![a]);
+        assert_eq!(book.worst_connected(5, &keep), vec![a, c], "worst first");
+        let keep = HashSet::from([a]);
+        assert_eq!(book.worst_connected(5, &keep), vec![c], "kept peers stay");
+        assert!(book.worst_connected(0, &keep).is_empty());
     }
 
     #[test]

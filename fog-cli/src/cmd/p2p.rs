@@ -487,6 +487,9 @@ pub(crate) struct BenchArgs {
     /// Send IDONTWANT for messages above this many bytes (GossipSub v1.2).
     #[arg(long, default_value_t = 0)]
     idontwant_over: usize,
+    /// Connected peers each node keeps; the lowest-scored beyond are pruned.
+    #[arg(long, default_value_t = 24)]
+    target_peers: usize,
 }
 
 /// A small deterministic generator (splitmix64) for the bench workload.
@@ -569,6 +572,7 @@ fn bench_config(args: &BenchArgs) -> Config {
     c.gossip_lazy = d;
     c.gossip_flood_publish = args.flood_publish;
     c.gossip_idontwant_threshold = args.idontwant_over;
+    c.target_peers = args.target_peers.max(d + 2);
     c
 }
 
