@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic};
@@ -994,15 +994,21 @@ impl Task {
         // GossipSub keeps every connection it has a stream on alive, so
         // connections opened for DHT lookups would pile up: above the
         // target, the whole excess goes at once, lowest score first, sparing
-        // bootstrap peers and gossip mesh peers. (Entries are marked
+        // bootstrap peers, gossip mesh peers and connections younger than
+        // the idle timeout. (Entries are marked
         // disconnected when the close events arrive.)
         let connected = self.book.connected_count();
         if connected > self.config.target_peers {
             let mut keep = self.bootstrap.clone();
             keep.extend(self.swarm.behaviour().gossipsub.all_mesh_peers().copied());
-            for worst in self
-                .book
-                .worst_connected(connected - self.config.target_peers, &keep)
+            // A connection younger than the idle timeout may be serving a
+            // lookup: it is left alone until then.
+            let settled = Instant::now()
+                .checked_sub(self.config.idle_timeout)
+                .unwrap_or_else(Instant::now);
+            for worst in
+                self.book
+                    .worst_connected(connected - self.config.target_peers, &keep, settled)
             {
                 tracing::debug!(peer = %worst, "pruning the lowest-scored peer");
                 let _ = self.swarm.disconnect_peer_id(worst);
@@ -1095,6 +1101,9 @@ impl Task {
                 let e = self.book.entry(peer_id);
                 e.connections = num_established.get();
                 if num_established.get() == 1 {
+                    e.connected_since = Some(Instant::now());
+                }
+                if num_established.get() == 1 {
                     self.emit(Event::PeerConnected(peer_id));
                     self.deliver_queued(peer_id);
                 }
@@ -1106,7 +1115,11 @@ impl Task {
                 ..
             } => {
                 self.connections.remove(&connection_id);
-                self.book.entry(peer_id).connections = num_established;
+                let e = self.book.entry(peer_id);
+                e.connections = num_established;
+                if num_established == 0 {
+                    e.connected_since = None;
+                }
                 if num_established == 0 {
                     self.emit(Event::PeerDisconnected(peer_id));
                 }

@@ -33,6 +33,8 @@ pub(crate) struct PeerEntry {
     pub(crate) addrs: Vec<Multiaddr>,
     pub(crate) rtt: Option<Duration>,
     pub(crate) connections: u32,
+    /// When the first of its current connections was established.
+    pub(crate) connected_since: Option<std::time::Instant>,
     pub(crate) gossip_score: f64,
     pub(crate) successes: u32,
     pub(crate) failures: u32,
@@ -188,12 +190,23 @@ impl PeerBook {
     }
 
     /// The connected peer with the lowest score, not in `keep`.
-    /// Up to `n` connected peers outside `keep`, lowest score first.
-    pub(crate) fn worst_connected(&self, n: usize, keep: &HashSet<PeerId>) -> Vec<PeerId> {
+    /// Up to `n` peers outside `keep`, connected since `settled` or
+    /// earlier (a younger connection may be serving a query), lowest score
+    /// first.
+    pub(crate) fn worst_connected(
+        &self,
+        n: usize,
+        keep: &HashSet<PeerId>,
+        settled: std::time::Instant,
+    ) -> Vec<PeerId> {
         let mut candidates: Vec<(f64, PeerId)> = self
             .peers
             .iter()
-            .filter(|(p, e)| e.connections > 0 && !keep.contains(p))
+            .filter(|(p, e)| {
+                e.connections > 0
+                    && !keep.contains(p)
+                    && e.connected_since.is_none_or(|t| t <= settled)
+            })
             .map(|(p, e)| (e.score(), *p))
             .collect();
         candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -273,11 +286,27 @@ mod tests {
         let keep = HashSet::new();
         book.entry(c).connections = 1;
         book.failed(a);
-        assert_eq!(book.worst_connected(1, &keep), vec![a]);
-        assert_eq!(book.worst_connected(5, &keep), vec![a, c], "worst first");
+        let now = std::time::Instant::now();
+        assert_eq!(book.worst_connected(1, &keep, now), vec![a]);
+        assert_eq!(
+            book.worst_connected(5, &keep, now),
+            vec![a, c],
+            "worst first"
+        );
+        book.entry(a).connected_since = Some(now);
+        let earlier = now.checked_sub(Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            book.worst_connected(5, &keep, earlier),
+            vec![c],
+            "young links stay"
+        );
         let keep = HashSet::from([a]);
-        assert_eq!(book.worst_connected(5, &keep), vec![c], "kept peers stay");
-        assert!(book.worst_connected(0, &keep).is_empty());
+        assert_eq!(
+            book.worst_connected(5, &keep, now),
+            vec![c],
+            "kept peers stay"
+        );
+        assert!(book.worst_connected(0, &keep, now).is_empty());
     }
 
     #[test]
