@@ -90,6 +90,8 @@ struct WorkloadJob {
     privacy: Option<String>,
     cpu: Option<u32>,
     fuel: Option<u64>,
+    /// Task time limit in seconds (the node's default when absent).
+    timeout: Option<f64>,
     replicas: Option<u32>,
     depends_on: Vec<String>,
     gang: Option<String>,
@@ -341,6 +343,7 @@ fn devnet_up(args: &UpArgs, global: &GlobalArgs) -> anyhow::Result<()> {
                     args: job.args.clone(),
                     cpu_millis: job.cpu,
                     fuel: job.fuel,
+                    timeout_s: job.timeout,
                     class: job.class.clone(),
                     privacy: job.privacy.clone(),
                     replicas: Some(replicas),
