@@ -620,7 +620,9 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     // DHT: records put by random nodes, looked up by other random nodes.
     let t1 = Instant::now();
     let records = args.records.max(1);
-    let mut put_ok = 0usize;
+    // Lookups go to records whose put succeeded: a failed put is counted
+    // on its own (`put_success_ratio`), not as a failed lookup.
+    let mut stored = Vec::new();
     for r in 0..records {
         let who = rng.below(n);
         if nodes[who]
@@ -628,13 +630,17 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
             .await
             .is_ok()
         {
-            put_ok += 1;
+            stored.push(r);
         }
+    }
+    let put_ok = stored.len();
+    if stored.is_empty() {
+        bail!("no DHT record could be stored ({records} puts failed)");
     }
     let mut lookups = Vec::new();
     for _ in 0..args.lookups {
         let src = rng.below(n);
-        let r = rng.below(records);
+        let r = stored[rng.below(stored.len())];
         lookups.push((src, format!("bench/{r}")));
     }
     let mut hops = Vec::new();
@@ -744,6 +750,7 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         "gossip_flood_publish": args.flood_publish,
         "gossip_idontwant_over_bytes": args.idontwant_over,
         "records_put": put_ok,
+        "put_success_ratio": put_ok as f64 / records as f64,
         "lookups": args.lookups,
         "lookup_success_ratio": ratio(found, args.lookups),
         "lookup_hops_median": percentile(&hops, 0.5),
