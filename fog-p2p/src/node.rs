@@ -995,8 +995,8 @@ impl Task {
         // connections opened for DHT lookups would pile up: above the
         // target, the whole excess goes at once, lowest score first, sparing
         // bootstrap peers, gossip mesh peers and connections younger than
-        // the idle timeout. (Entries are marked
-        // disconnected when the close events arrive.)
+        // the idle timeout. (Entries are marked disconnected when the close
+        // events arrive.)
         let connected = self.book.connected_count();
         if connected > self.config.target_peers {
             let mut keep = self.bootstrap.clone();
@@ -1102,8 +1102,6 @@ impl Task {
                 e.connections = num_established.get();
                 if num_established.get() == 1 {
                     e.connected_since = Some(Instant::now());
-                }
-                if num_established.get() == 1 {
                     self.emit(Event::PeerConnected(peer_id));
                     self.deliver_queued(peer_id);
                 }
@@ -1119,8 +1117,6 @@ impl Task {
                 e.connections = num_established;
                 if num_established == 0 {
                     e.connected_since = None;
-                }
-                if num_established == 0 {
                     self.emit(Event::PeerDisconnected(peer_id));
                 }
             }

@@ -189,7 +189,6 @@ impl PeerBook {
         self.peers.values().filter(|e| e.connections > 0).count()
     }
 
-    /// The connected peer with the lowest score, not in `keep`.
     /// Up to `n` peers outside `keep`, connected since `settled` or
     /// earlier (a younger connection may be serving a query), lowest score
     /// first.

@@ -72,6 +72,8 @@ const EXTRA_REPLICAS: u32 = 2;
 /// Failed replicas a job may have beyond the replicas it wants before it
 /// fails: a task that no executor can start must not be retried forever.
 const FAILURE_BUDGET: u32 = 4;
+/// How an executor's refusal under its harvest policy begins.
+const HARVEST_REFUSAL: &str = "harvest policy: ";
 /// How long a work message waits in the store-and-forward queue.
 const MESSAGE_TTL: Duration = Duration::from_hours(1);
 /// Samples kept for sparklines.
@@ -560,22 +562,7 @@ impl Runtime {
         if request.name.is_empty() {
             request.name.clone_from(&id);
         }
-        let job = JobRecord {
-            id: id.clone(),
-            request,
-            module_hash,
-            state: JobState::Pending,
-            replicas: Vec::new(),
-            preemptions: 0,
-            unplaced_rounds: 0,
-            submitted_ms: now_ms(),
-            finished_ms: None,
-            result: None,
-            error: None,
-            evidence: 0,
-            failures: 0,
-            last_failure: None,
-        };
+        let job = JobRecord::new(id.clone(), request, module_hash, now_ms());
         state.store.put_job(&job)?;
         count_job(&mut state.counts, &job, 1);
         state.jobs.insert(id.clone(), job);
@@ -1149,7 +1136,7 @@ impl Runtime {
             self.answer(
                 reply_peer,
                 handle.take(),
-                refuse(format!("harvest policy: {reason}")),
+                refuse(format!("{HARVEST_REFUSAL}{reason}")),
             )
             .await;
             return;
@@ -1393,7 +1380,7 @@ impl Runtime {
                     let _ = state.reputation.record(node, TaskOutcome::Failure);
                 }
                 // A harvest refusal or a preemption says nothing about the task.
-                if why != "preempted" && !why.starts_with("harvest policy") {
+                if why != "preempted" && !why.starts_with(HARVEST_REFUSAL) {
                     failure = Some(format!("{}: {why}", replica.node));
                 }
             } else if let Some(result) = report.result {
@@ -1520,19 +1507,7 @@ impl Runtime {
                         .collect(),
                 };
                 // Replicas still running are no longer needed.
-                for r in job
-                    .replicas
-                    .iter_mut()
-                    .filter(|r| r.state == ReplicaState::Sent)
-                {
-                    r.state = ReplicaState::Dropped;
-                    out.push((
-                        r.peer.clone(),
-                        Message::Cancel {
-                            task: r.task.clone(),
-                        },
-                    ));
-                }
+                out.extend(cancel_running(job));
                 job.finished_ms = Some(now_ms());
                 match agreed {
                     Some(result) if result.failure.is_none() && result.exit_code == Some(0) => {
@@ -2454,6 +2429,11 @@ fn record_failure(job: &mut JobRecord, why: String, failed: &Counter) -> Vec<(St
     ));
     job.finished_ms = Some(now_ms());
     failed.inc();
+    cancel_running(job)
+}
+
+/// Drops a job's replicas still running and returns their cancel messages.
+fn cancel_running(job: &mut JobRecord) -> Vec<(String, Message)> {
     job.replicas
         .iter_mut()
         .filter(|r| r.state == ReplicaState::Sent)
@@ -2730,32 +2710,21 @@ mod tests {
     use super::*;
 
     fn job(replicas: u32) -> JobRecord {
-        JobRecord {
-            id: "j-1-0".into(),
-            request: SubmitRequest {
-                replicas: Some(replicas),
-                ..SubmitRequest::default()
-            },
-            module_hash: None,
-            state: JobState::Running,
-            replicas: vec![ReplicaRecord {
-                task: "j-1-0.0".into(),
-                peer: "p".into(),
-                node: "n".into(),
-                state: ReplicaState::Sent,
-                sent_ms: 1,
-                result: None,
-            }],
-            preemptions: 0,
-            unplaced_rounds: 0,
-            submitted_ms: 1,
-            finished_ms: None,
+        let request = SubmitRequest {
+            replicas: Some(replicas),
+            ..SubmitRequest::default()
+        };
+        let mut job = JobRecord::new("j-1-0".into(), request, None, 1);
+        job.state = JobState::Running;
+        job.replicas.push(ReplicaRecord {
+            task: "j-1-0.0".into(),
+            peer: "p".into(),
+            node: "n".into(),
+            state: ReplicaState::Sent,
+            sent_ms: 1,
             result: None,
-            error: None,
-            evidence: 0,
-            failures: 0,
-            last_failure: None,
-        }
+        });
+        job
     }
 
     #[test]

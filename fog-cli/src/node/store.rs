@@ -49,6 +49,33 @@ pub(crate) struct JobRecord {
     pub(crate) last_failure: Option<String>,
 }
 
+impl JobRecord {
+    /// A job just submitted: pending, with no replica yet.
+    pub(crate) fn new(
+        id: String,
+        request: SubmitRequest,
+        module_hash: Option<String>,
+        submitted_ms: u64,
+    ) -> Self {
+        Self {
+            id,
+            request,
+            module_hash,
+            state: JobState::Pending,
+            replicas: Vec::new(),
+            preemptions: 0,
+            unplaced_rounds: 0,
+            submitted_ms,
+            finished_ms: None,
+            result: None,
+            error: None,
+            evidence: 0,
+            failures: 0,
+            last_failure: None,
+        }
+    }
+}
+
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -321,22 +348,7 @@ mod tests {
     use super::*;
 
     fn job(id: &str) -> JobRecord {
-        JobRecord {
-            id: id.into(),
-            request: SubmitRequest::default(),
-            module_hash: None,
-            state: JobState::Pending,
-            replicas: vec![],
-            preemptions: 0,
-            unplaced_rounds: 0,
-            submitted_ms: 1,
-            finished_ms: None,
-            result: None,
-            error: None,
-            evidence: 0,
-            failures: 0,
-            last_failure: None,
-        }
+        JobRecord::new(id.into(), SubmitRequest::default(), None, 1)
     }
 
     #[test]
