@@ -868,11 +868,15 @@ fn sim(args: &SimArgs, json: bool) -> anyhow::Result<()> {
 }
 
 /// A transport that stamps when each packet leaves the node: the packet's
-/// index is encoded in its next-hop address.
+/// index is encoded in its next-hop address. It signals `done` once it has
+/// sent `target` packets, so the bench waits for the end without polling
+/// (a polling thread would take CPU from the workers it measures).
 struct Stamp {
     origin: Instant,
     out: Mutex<Vec<(u32, Duration)>>,
     sent: AtomicU64,
+    target: u64,
+    done: std::sync::mpsc::SyncSender<()>,
 }
 
 impl PacketTransport for Stamp {
@@ -883,7 +887,9 @@ impl PacketTransport for Stamp {
         if let Ok(mut out) = self.out.lock() {
             out.push((u32::from_be_bytes(i), at));
         }
-        self.sent.fetch_add(1, Ordering::Relaxed);
+        if self.sent.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
+            let _ = self.done.try_send(());
+        }
         Ok(())
     }
 }
@@ -954,17 +960,24 @@ fn raw_rate(packets: &[Vec<u8>], secret: &StaticSecret) -> anyhow::Result<f64> {
     Ok(packets.len() as f64 / started.elapsed().as_secs_f64())
 }
 
-/// A fresh node with `workers` workers whose transport stamps each packet
-/// it sends.
-fn stamped_node(
-    workers: usize,
-    secret: &StaticSecret,
-    n: usize,
-) -> anyhow::Result<(Arc<Stamp>, MixNode)> {
+/// A node under measurement: its stamping transport, the node, and the
+/// receiver of the transport's "all sent" signal.
+struct Stamped {
+    stamp: Arc<Stamp>,
+    node: MixNode,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+/// A fresh node with `workers` workers whose transport stamps each of the
+/// `n` packets it is to send.
+fn stamped_node(workers: usize, secret: &StaticSecret, n: usize) -> anyhow::Result<Stamped> {
+    let (done_tx, done) = std::sync::mpsc::sync_channel(1);
     let stamp = Arc::new(Stamp {
         origin: Instant::now(),
         out: Mutex::new(Vec::with_capacity(n)),
         sent: AtomicU64::new(0),
+        target: n as u64,
+        done: done_tx,
     });
     let (node, _deliveries) = MixNode::start(
         NodeConfig::new(PacketConfig::default()).with_workers(workers),
@@ -973,19 +986,25 @@ fn stamped_node(
         ReplayFilter::in_memory(0, &ReplayConfig::new(4 * n as u64))?,
         stamp.clone(),
     )?;
-    Ok((stamp, node))
+    Ok(Stamped { stamp, node, done })
 }
 
-/// Waits (polling, 100 µs) until `node` has forwarded or dropped `n`
-/// packets, or `limit` passed.
-fn wait_forwarded(node: &MixNode, n: u64, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        let s = node.stats();
-        if s.forwarded + s.dropped_overload + s.dropped_send_failed >= n {
-            return;
+impl Stamped {
+    /// Waits until the node has forwarded all `n` packets (woken by the
+    /// transport), or forwarded and dropped `n` between them (checked every
+    /// 20 ms), or `limit` passed.
+    fn wait_forwarded(&self, n: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            match self.done.recv_timeout(Duration::from_millis(20)) {
+                Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let s = self.node.stats();
+            if s.forwarded + s.dropped_overload + s.dropped_send_failed >= n {
+                return;
+            }
         }
-        std::thread::sleep(Duration::from_micros(100));
     }
 }
 
@@ -998,13 +1017,13 @@ fn pipeline_rate(
     secret: &StaticSecret,
 ) -> anyhow::Result<f64> {
     let n = packets.len();
-    let (_stamp, node) = stamped_node(workers, secret, n)?;
-    let inbound = node.inbound();
+    let run = stamped_node(workers, secret, n)?;
+    let inbound = run.node.inbound();
     let started = Instant::now();
     for p in packets {
         inbound.deliver_blocking(p);
     }
-    wait_forwarded(&node, n as u64, Duration::from_mins(2));
+    run.wait_forwarded(n as u64, Duration::from_mins(2));
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
@@ -1022,10 +1041,10 @@ fn latency_run(
     secret: &StaticSecret,
 ) -> anyhow::Result<(f64, f64, u64)> {
     let n = packets.len();
-    let (stamp, node) = stamped_node(workers, secret, n)?;
-    let inbound = node.inbound();
+    let run = stamped_node(workers, secret, n)?;
+    let inbound = run.node.inbound();
     let gap = Duration::from_secs_f64(1.0 / rate);
-    let origin = stamp.origin;
+    let origin = run.stamp.origin;
     let feeder = std::thread::spawn(move || {
         let mut sent_at = vec![Duration::ZERO; packets.len()];
         let start = origin.elapsed();
@@ -1040,10 +1059,9 @@ fn latency_run(
     let sent_at = feeder
         .join()
         .map_err(|_| anyhow::anyhow!("the feeder thread panicked"))?;
-    wait_forwarded(&node, n as u64, Duration::from_secs(30));
-    let dropped = node.stats().dropped_overload;
-    drop(node);
-    let out = stamp.out.lock().map(|o| o.clone()).unwrap_or_default();
+    run.wait_forwarded(n as u64, Duration::from_secs(30));
+    let dropped = run.node.stats().dropped_overload;
+    let out = run.stamp.out.lock().map(|o| o.clone()).unwrap_or_default();
     let mut added: Vec<f64> = out
         .iter()
         .filter_map(|(i, at)| {
