@@ -5,7 +5,7 @@
 //! `publish`, `peers`) start a short-lived node of their own, join the
 //! network through `--bootstrap`, do their work and leave.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -552,6 +552,10 @@ fn bench_config(args: &BenchArgs) -> Config {
     c.relay_server = false;
     // Sequential lookups: the request count of a lookup is its hop count.
     c.kad_parallelism = 1;
+    // The default of a real network, not the loopback profile's 10 s: a
+    // thousand nodes share this process's few cores, and a sequential
+    // lookup's requests wait their turn.
+    c.query_timeout = Config::default().query_timeout;
     c.listen = vec!["/memory/0".parse().expect("valid multiaddr")];
     c.event_capacity = 256;
     c.gossip_heartbeat = Duration::from_secs(1);
@@ -623,14 +627,21 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     // Lookups go to records whose put succeeded: a failed put is counted
     // on its own (`put_success_ratio`), not as a failed lookup.
     let mut stored = Vec::new();
+    // Why puts failed: error text -> count (at most 8 distinct texts).
+    let mut put_errors: BTreeMap<String, usize> = BTreeMap::new();
     for r in 0..records {
         let who = rng.below(n);
-        if nodes[who]
+        match nodes[who]
             .put_record(format!("bench/{r}").as_bytes(), vec![1; 32])
             .await
-            .is_ok()
         {
-            stored.push(r);
+            Ok(()) => stored.push(r),
+            Err(e) => {
+                let text = e.to_string();
+                if put_errors.len() < 8 || put_errors.contains_key(&text) {
+                    *put_errors.entry(text).or_default() += 1;
+                }
+            }
         }
     }
     let put_ok = stored.len();
@@ -751,6 +762,7 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         "gossip_idontwant_over_bytes": args.idontwant_over,
         "records_put": put_ok,
         "put_success_ratio": put_ok as f64 / records as f64,
+        "put_errors": put_errors,
         "lookups": args.lookups,
         "lookup_success_ratio": ratio(found, args.lookups),
         "lookup_hops_median": percentile(&hops, 0.5),
