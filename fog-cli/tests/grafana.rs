@@ -31,6 +31,7 @@ const METRICS: &[&str] = &[
     "fog_dao_rewards_paid_total",
     "fog_dao_supply",
     "fog_sched_placements_total",
+    "fog_checkpoints_total",
     "fog_sched_reputation",
 ];
 

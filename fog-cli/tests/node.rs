@@ -1,6 +1,7 @@
 //! The node runtime end to end, through the real binary: `fog devnet up`
-//! runs the sample workload to its summary, and nodes killed with SIGKILL
-//! come back without losing a job or a ledger entry.
+//! runs the sample workload to its summary, nodes killed with SIGKILL come
+//! back without losing a job or a ledger entry, and the task of a node that
+//! fails resumes elsewhere from its last checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -286,6 +287,186 @@ fn nodes_killed_with_sigkill_resume_without_losing_jobs_or_ledger_entries() {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// Steps of [`RESUMABLE`]: each adds one term to its checksum, spins and
+/// saves (step, checksum) as a checkpoint.
+const STEPS: u64 = 300;
+
+/// A WASI module that resumes from its checkpoint: 300 steps of about
+/// 30 M spins, a checkpoint after each, then the checksum in hex.
+const RESUMABLE: &str = r#"(module
+  (import "fog" "checkpoint_save" (func $save (param i32 i32) (result i32)))
+  (import "fog" "checkpoint_load" (func $load (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (local $spin i32) (local $k i32) (local $d i32)
+    (if (i32.ne (call $load (i32.const 0) (i32.const 16)) (i32.const 16))
+      (then (i64.store (i32.const 0) (i64.const 0)) (i64.store (i32.const 8) (i64.const 1))))
+    (block $done (loop $step
+      (br_if $done (i64.ge_u (i64.load (i32.const 0)) (i64.const 300)))
+      (i64.store (i32.const 8)
+        (i64.add (i64.mul (i64.load (i32.const 8)) (i64.const 1099511628211)) (i64.load (i32.const 0))))
+      (i64.store (i32.const 0) (i64.add (i64.load (i32.const 0)) (i64.const 1)))
+      (local.set $spin (i32.const 30000000))
+      (loop $busy
+        (local.set $spin (i32.sub (local.get $spin) (i32.const 1)))
+        (br_if $busy (local.get $spin)))
+      (drop (call $save (i32.const 0) (i32.const 16)))
+      (br $step)))
+    (block $written (loop $hex
+      (br_if $written (i32.ge_u (local.get $k) (i32.const 16)))
+      (local.set $d (i32.wrap_i64 (i64.and
+        (i64.shr_u (i64.load (i32.const 8))
+          (i64.extend_i32_u (i32.mul (i32.sub (i32.const 15) (local.get $k)) (i32.const 4))))
+        (i64.const 15))))
+      (i32.store8 (i32.add (i32.const 32) (local.get $k))
+        (i32.add (local.get $d)
+          (select (i32.const 48) (i32.const 87) (i32.lt_u (local.get $d) (i32.const 10)))))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br $hex)))
+    (i32.store8 (i32.const 48) (i32.const 10))
+    (i32.store (i32.const 64) (i32.const 32))
+    (i32.store (i32.const 68) (i32.const 17))
+    (drop (call $fd_write (i32.const 1) (i32.const 64) (i32.const 1) (i32.const 72)))))"#;
+
+/// What [`RESUMABLE`] prints.
+fn resumable_output() -> String {
+    let mut acc: u64 = 1;
+    for step in 0..STEPS {
+        acc = acc.wrapping_mul(1_099_511_628_211).wrapping_add(step);
+    }
+    format!("{acc:016x}\n")
+}
+
+fn job_status(node: &Path, id: &str) -> Option<serde_json::Value> {
+    let out = fog(&[
+        "--json",
+        "job",
+        "--node",
+        &node.display().to_string(),
+        "status",
+        id,
+    ]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+#[test]
+fn a_failed_nodes_task_resumes_elsewhere_from_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = dir.path().join("devnet");
+    let _guard = Devnet(devnet.clone());
+    json(&fog(&[
+        "--json",
+        "devnet",
+        "up",
+        "--nodes",
+        "3",
+        "--no-workload",
+        "--dir",
+        &devnet.display().to_string(),
+    ]));
+    // The submitter takes no work itself, so the task runs on another node
+    // and its checkpoints travel (through the mixnet, at PUBLIC).
+    let submitter = devnet.join("node-0");
+    kill9(&submitter);
+    let config = std::fs::read_to_string(submitter.join("config.toml")).unwrap();
+    assert!(config.contains("exec = true"), "{config}");
+    std::fs::write(
+        submitter.join("config.toml"),
+        config.replace("exec = true", "exec = false"),
+    )
+    .unwrap();
+    let mut restarted = spawn(&submitter);
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while jobs(&submitter).is_none() {
+        assert!(Instant::now() < deadline, "node-0 did not come back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let module = dir.path().join("resumable.wat");
+    std::fs::write(&module, RESUMABLE).unwrap();
+    let id = json(&fog(&[
+        "--json",
+        "job",
+        "--node",
+        &submitter.display().to_string(),
+        "submit",
+        "--wasm",
+        &module.display().to_string(),
+        "--name",
+        "resumable",
+        "--fuel",
+        "1000000000000",
+        "--timeout",
+        "600",
+    ]))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Once the submitter keeps a checkpoint of it, kill the node running it.
+    let deadline = Instant::now() + Duration::from_mins(2);
+    let executor = loop {
+        let job = job_status(&submitter, &id);
+        if let Some(job) = &job
+            && job["last_checkpoint"].as_u64().is_some_and(|seq| seq >= 2)
+            && let Some(node) = job["nodes"][0].as_str()
+        {
+            break node.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint reached the submitter: {job:?}"
+        );
+        assert!(
+            job.as_ref().is_none_or(|j| j["state"] != "verified"),
+            "the job ended before a node could fail: make it longer"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    kill9(&devnet.join(&executor));
+
+    // Its heartbeats stop; the task goes to the other node, from the
+    // checkpoint, and ends with the output of an uninterrupted run.
+    let deadline = Instant::now() + Duration::from_mins(4);
+    let job = loop {
+        let job = job_status(&submitter, &id);
+        if let Some(job) = &job
+            && ["verified", "failed"].contains(&job["state"].as_str().unwrap_or(""))
+        {
+            break job.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job did not end after its node failed: {job:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(job["state"], "verified", "{job}");
+    assert!(job["resumed"].as_u64().unwrap() >= 1, "{job}");
+    assert!(
+        job["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n != executor.as_str()),
+        "{job}"
+    );
+    let logs = json(&fog(&[
+        "--json",
+        "job",
+        "--node",
+        &submitter.display().to_string(),
+        "logs",
+        &id,
+    ]));
+    assert_eq!(logs["stdout"], resumable_output(), "{logs}");
+    let _ = restarted.kill();
+    let _ = restarted.wait();
 }
 
 #[test]

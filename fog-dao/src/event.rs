@@ -28,6 +28,9 @@ pub const MAX_ATTESTATIONS: usize = 64;
 pub const TASK_RESULT_CONTEXT: &[u8] = b"fog-dao/v1/task-result";
 /// Signing context of signed tree heads.
 pub(crate) const TREE_HEAD_CONTEXT: &[u8] = b"fog-dao/v1/tree-head";
+/// Every signing context the ledger uses starts with this prefix;
+/// [`SigningKey::sign_statement`] refuses it.
+pub const RESERVED_CONTEXT_PREFIX: &[u8] = b"fog-dao/";
 
 /// A secret signing key (sr25519), kept as its 32-byte seed.
 pub struct SigningKey {
@@ -107,6 +110,15 @@ impl SigningKey {
         }
     }
 
+    /// Signs `message` in a signing context of the caller's own, for
+    /// statements other than the ledger's (a node vouching for a checkpoint
+    /// it ships, say). Contexts starting with [`RESERVED_CONTEXT_PREFIX`]
+    /// are the ledger's and refused (`None`), so such a signature never
+    /// passes for a task result, an event or a tree head.
+    pub fn sign_statement(&self, context: &[u8], message: &[u8]) -> Option<[u8; 64]> {
+        (!context.starts_with(RESERVED_CONTEXT_PREFIX)).then(|| self.sign_raw(context, message))
+    }
+
     pub(crate) fn sign_raw(&self, context: &[u8], message: &[u8]) -> [u8; 64] {
         self.keypair.sign_simple(context, message).to_bytes()
     }
@@ -133,6 +145,17 @@ pub(crate) fn verify_raw(
         return false;
     };
     public.verify_simple(context, message, &signature).is_ok()
+}
+
+/// Whether `signer` signed `message` in `context` with
+/// [`SigningKey::sign_statement`]; false for a reserved context.
+pub fn verify_statement(
+    signer: &AccountId,
+    context: &[u8],
+    message: &[u8],
+    signature: &[u8; 64],
+) -> bool {
+    !context.starts_with(RESERVED_CONTEXT_PREFIX) && verify_raw(signer, context, message, signature)
 }
 
 /// Whether `node` signed `result` for `task`.

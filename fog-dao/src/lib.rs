@@ -95,8 +95,8 @@ mod types;
 pub use error::{DaoError, DecodeError};
 pub use event::{
     Body, DoubleSignEvidence, EVENT_VERSION, Event, MAX_ATTESTATIONS, MAX_DESCRIPTION,
-    MismatchEvidence, SignedResult, SigningKey, TASK_RESULT_CONTEXT, verify_batch,
-    verify_task_result,
+    MismatchEvidence, RESERVED_CONTEXT_PREFIX, SignedResult, SigningKey, TASK_RESULT_CONTEXT,
+    verify_batch, verify_statement, verify_task_result,
 };
 pub use state::{Account, Ballot, MAX_UNBONDING, Proposal, State, Unbonding};
 pub use store::{

@@ -910,3 +910,42 @@ fn reopening_replays_the_same_state_and_proofs_verify() {
     ));
     assert!(matches!(ledger.event(len), Err(DaoError::UnknownEvent(_))));
 }
+
+#[test]
+fn statements_sign_in_their_own_context_and_never_in_the_ledgers() {
+    let key = SigningKey::generate();
+    let account = key.account();
+    let signature = key
+        .sign_statement(b"fog/checkpoint/1", b"task and data")
+        .expect("a context of our own");
+    assert!(fog_dao::verify_statement(
+        &account,
+        b"fog/checkpoint/1",
+        b"task and data",
+        &signature
+    ));
+    assert!(!fog_dao::verify_statement(
+        &account,
+        b"fog/checkpoint/1",
+        b"other data",
+        &signature
+    ));
+    assert!(!fog_dao::verify_statement(
+        &account,
+        b"fog/other/1",
+        b"task and data",
+        &signature
+    ));
+    // The ledger's contexts are refused both ways.
+    assert!(
+        key.sign_statement(fog_dao::TASK_RESULT_CONTEXT, &[0; 64])
+            .is_none()
+    );
+    let result = key.sign_task_result(&[0; 32], &[0; 32]);
+    assert!(!fog_dao::verify_statement(
+        &account,
+        fog_dao::TASK_RESULT_CONTEXT,
+        &[0; 64],
+        &result.signature
+    ));
+}

@@ -238,6 +238,15 @@ impl LocalExecutor {
         self.shared.store.history(id)
     }
 
+    /// A task's latest checkpoint: its sequence number (1 for the
+    /// checkpoint it was submitted with, counting up with every one it
+    /// saves) and its bytes; `None` before the first. What a node ships to
+    /// the task's submitter so the task can resume elsewhere
+    /// ([`TaskSpec::with_checkpoint`]) should this node fail.
+    pub fn checkpoint(&self, id: &TaskId) -> Result<Option<(u64, Vec<u8>)>, ExecError> {
+        self.shared.store.checkpoint(id)
+    }
+
     /// Persists verification evidence (a replica that disagreed).
     pub async fn record_evidence(&self, evidence: &Evidence) -> Result<(), ExecError> {
         self.shared
@@ -484,18 +493,18 @@ impl LocalExecutor {
         } else {
             None
         };
-        // Only a later attempt can have a checkpoint and earlier fuel.
-        let (checkpoint, fuel_before) = if attempt > 1 {
-            (
-                self.shared.store.checkpoint(id)?.map(|(_, data)| data),
-                self.shared
-                    .store
-                    .task(id)?
-                    .and_then(|row| row.result.map(|r| r.fuel_consumed))
-                    .unwrap_or(0),
-            )
+        // The first attempt starts from the checkpoint it was submitted
+        // with, if any; a later one from its last checkpoint, with the fuel
+        // of the attempts before it.
+        let checkpoint = self.shared.store.checkpoint(id)?.map(|(_, data)| data);
+        let fuel_before = if attempt > 1 {
+            self.shared
+                .store
+                .task(id)?
+                .and_then(|row| row.result.map(|r| r.fuel_consumed))
+                .unwrap_or(0)
         } else {
-            (None, 0)
+            0
         };
         let sink: CheckpointSink = {
             let store = self.shared.store.clone();
@@ -648,7 +657,22 @@ impl Executor for LocalExecutor {
                 return Err(ExecError::Busy { queued: live.len() });
             }
         }
-        let created = self.shared.store.insert(&spec.id, &stored, module).await?;
+        let checkpoint = match (&spec.workload, spec.checkpoint) {
+            (Workload::Wasm(_), Some(data)) if data.len() > spec.limits.checkpoint_bytes => {
+                return Err(ExecError::InvalidSpec(format!(
+                    "the starting checkpoint has {} bytes; the task's limit is {}",
+                    data.len(),
+                    spec.limits.checkpoint_bytes
+                )));
+            }
+            (Workload::Wasm(_), checkpoint) => checkpoint,
+            (_, _) => None,
+        };
+        let created = self
+            .shared
+            .store
+            .insert(&spec.id, &stored, module, checkpoint)
+            .await?;
         if created {
             let _ = self.shared.events.send(StatusEvent::State {
                 id: spec.id.clone(),

@@ -241,12 +241,14 @@ pub enum Workload {
     Container(ContainerWorkload),
 }
 
-/// A task to run: id, workload and limits.
+/// A task to run: id, workload, limits, and optionally the checkpoint it
+/// starts from.
 #[derive(Debug, Clone)]
 pub struct TaskSpec {
     pub(crate) id: TaskId,
     pub(crate) workload: Workload,
     pub(crate) limits: Limits,
+    pub(crate) checkpoint: Option<Vec<u8>>,
 }
 
 impl TaskSpec {
@@ -256,6 +258,7 @@ impl TaskSpec {
             id,
             workload,
             limits: Limits::default(),
+            checkpoint: None,
         }
     }
     /// A WASM task with default limits.
@@ -270,6 +273,20 @@ impl TaskSpec {
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
+    }
+    /// Starts the task from `data`, a checkpoint another run of the same
+    /// task saved (for example on a node that failed): a WASM guest's first
+    /// attempt sees it through `fog.checkpoint_load` as if it had saved it
+    /// itself. It is stored with the task as its checkpoint number 1, so the
+    /// task's own checkpoints count on from 2. Containers ignore it. A
+    /// checkpoint over [`Limits::checkpoint_bytes`] is refused at submission.
+    pub fn with_checkpoint(mut self, data: Vec<u8>) -> Self {
+        self.checkpoint = Some(data);
+        self
+    }
+    /// The checkpoint the task starts from, if any.
+    pub fn checkpoint(&self) -> Option<&[u8]> {
+        self.checkpoint.as_deref()
     }
     /// The task id.
     pub fn id(&self) -> &TaskId {
@@ -558,7 +575,8 @@ pub enum StatusEvent {
     Checkpointed {
         /// The task.
         id: TaskId,
-        /// Checkpoint sequence number (1 for the first).
+        /// Checkpoint sequence number (1 for the first, or for the
+        /// checkpoint the task was submitted with; its own count on from 2).
         seq: u64,
     },
     /// The task was paused or resumed.

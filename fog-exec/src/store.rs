@@ -62,6 +62,7 @@ enum Op {
         id: TaskId,
         spec: String,
         module: Option<(ModuleHash, Arc<[u8]>)>,
+        checkpoint: Option<Vec<u8>>,
         ack: oneshot::Sender<Result<bool, ExecError>>,
     },
     Transition {
@@ -172,12 +173,15 @@ impl TaskStore {
         rx.await.map_err(|_| ExecError::Closed)?
     }
 
-    /// Persists a new task in state Pending; `false` if the id existed.
+    /// Persists a new task in state Pending, with its initial checkpoint
+    /// (seq 1) in the same transaction when it has one; `false` if the id
+    /// existed (nothing is written then).
     pub(crate) async fn insert(
         &self,
         id: &TaskId,
         spec: &StoredSpec,
         module: Option<(ModuleHash, Arc<[u8]>)>,
+        checkpoint: Option<Vec<u8>>,
     ) -> Result<bool, ExecError> {
         let module = module.filter(|(hash, _)| {
             !self
@@ -195,6 +199,7 @@ impl TaskStore {
                     id: id.clone(),
                     spec,
                     module,
+                    checkpoint,
                     ack,
                 },
                 rx,
@@ -416,7 +421,11 @@ fn apply(conn: &Connection, op: &Op) -> Result<Reply, ExecError> {
     let now = now_ms();
     match op {
         Op::Insert {
-            id, spec, module, ..
+            id,
+            spec,
+            module,
+            checkpoint,
+            ..
         } => {
             if let Some((hash, bytes)) = module {
                 conn.prepare_cached("INSERT OR IGNORE INTO modules(hash, bytes) VALUES (?1, ?2)")
@@ -436,6 +445,13 @@ fn apply(conn: &Connection, op: &Op) -> Result<Reply, ExecError> {
                 )
                 .and_then(|mut st| st.execute(params![id.as_str(), now]))
                 .map_err(|e| db(&e))?;
+                if let Some(data) = checkpoint {
+                    conn.execute(
+                        "INSERT OR REPLACE INTO checkpoints(task_id, seq, data, at_ms) VALUES (?1, 1, ?2, ?3)",
+                        params![id.as_str(), data, now],
+                    )
+                    .map_err(|e| db(&e))?;
+                }
             }
             Ok(Reply::Bool(n == 1))
         }

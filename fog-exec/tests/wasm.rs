@@ -344,6 +344,98 @@ async fn checkpoint_preempt_and_resume_gives_the_right_result() {
     assert!(history.contains(&TaskState::Preempted), "{history:?}");
 }
 
+#[tokio::test]
+async fn a_task_resumes_on_another_executor_from_a_shipped_checkpoint() {
+    // First executor: runs until the task has saved two checkpoints, then
+    // the "node" goes away (the task is cancelled there).
+    let first_dir = tempfile::tempdir().expect("tempdir");
+    let (first, _) = LocalExecutor::open(ExecutorConfig::new(first_dir.path()).with_docker(false))
+        .await
+        .expect("open");
+    let task = id("moved.0");
+    let mut events = first.subscribe();
+    first
+        .submit(TaskSpec::wasm(
+            task.clone(),
+            WasmWorkload::new(checkpointing()),
+        ))
+        .await
+        .expect("submit");
+    wait_for_checkpoint(&mut events, &task, 2).await;
+    let (seq, data) = first
+        .checkpoint(&task)
+        .expect("read checkpoint")
+        .expect("a checkpoint");
+    assert!(seq >= 2);
+    first.cancel(&task).await.expect("cancel");
+    // The checkpoint is (i, acc) after at least 100 of 1000 steps.
+    let step = u64::from_le_bytes(data[..8].try_into().expect("8 bytes"));
+    assert!(step >= 100, "step {step}");
+
+    // Second executor: the same task under another id, started from it.
+    let second_dir = tempfile::tempdir().expect("tempdir");
+    let (second, _) =
+        LocalExecutor::open(ExecutorConfig::new(second_dir.path()).with_docker(false))
+            .await
+            .expect("open");
+    let moved = id("moved.1");
+    second
+        .submit(
+            TaskSpec::wasm(moved.clone(), WasmWorkload::new(checkpointing()))
+                .with_checkpoint(data.clone()),
+        )
+        .await
+        .expect("submit with a checkpoint");
+    assert_eq!(
+        second.checkpoint(&moved).expect("read").map(|(s, _)| s),
+        Some(1),
+        "the starting checkpoint is number 1"
+    );
+    let done = second.wait(&moved).await.expect("wait");
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    assert_eq!(done.attempt, 1);
+    let result = done.result.expect("result");
+    assert_eq!(result.output.stdout, expected_sum());
+
+    // It did less work than a run from the start.
+    let fresh = id("fresh");
+    second
+        .submit(TaskSpec::wasm(
+            fresh.clone(),
+            WasmWorkload::new(checkpointing()),
+        ))
+        .await
+        .expect("submit");
+    let full = second
+        .wait(&fresh)
+        .await
+        .expect("wait")
+        .result
+        .expect("result");
+    assert!(
+        result.fuel_consumed < full.fuel_consumed,
+        "resumed {} vs fresh {}",
+        result.fuel_consumed,
+        full.fuel_consumed
+    );
+
+    // A starting checkpoint over the task's limit is refused, and nothing
+    // is stored.
+    let mut limits = Limits::default();
+    limits.checkpoint_bytes = 4;
+    let too_big = id("too-big");
+    let err = second
+        .submit(
+            TaskSpec::wasm(too_big.clone(), WasmWorkload::new(checkpointing()))
+                .with_limits(limits)
+                .with_checkpoint(data),
+        )
+        .await
+        .expect_err("over the limit");
+    assert!(err.to_string().contains("checkpoint"), "{err}");
+    assert!(second.status(&too_big).is_err());
+}
+
 #[test]
 fn restart_mid_task_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");

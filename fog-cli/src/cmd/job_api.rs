@@ -260,6 +260,13 @@ async fn print_outcome(client: &ApiClient, job: &JobView, json: bool) -> anyhow:
         writeln!(out, "{doc}")?;
     } else {
         writeln!(out, "{} {} on {}", job.id, job.state, job.nodes.join(","))?;
+        if job.resumed > 0 {
+            writeln!(
+                out,
+                "resumed from a checkpoint {} time(s) after a replica was dropped",
+                job.resumed
+            )?;
+        }
         if let Some(logs) = &logs {
             out.write_all(logs.stdout.as_bytes())?;
         }

@@ -105,6 +105,13 @@ pub(crate) struct JobView {
     /// Why the last of them failed.
     #[serde(default)]
     pub(crate) last_failure: Option<String>,
+    /// Replicas that started from the checkpoint of one that was dropped
+    /// (its node failed, it was preempted or went silent).
+    #[serde(default)]
+    pub(crate) resumed: u32,
+    /// The number of the latest checkpoint kept for a running replica.
+    #[serde(default)]
+    pub(crate) last_checkpoint: Option<u64>,
 }
 
 /// Job counters of a node.

@@ -39,6 +39,7 @@ pub(crate) struct Metrics {
     pub(crate) dao_rewards: Counter,
     pub(crate) dao_supply: Gauge,
     pub(crate) placements: Counter,
+    pub(crate) checkpoints: Family<Labels, Counter>,
     pub(crate) reputation: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
@@ -70,6 +71,7 @@ impl Metrics {
             dao_rewards: Counter::default(),
             dao_supply: Gauge::default(),
             placements: Counter::default(),
+            checkpoints: Family::default(),
             reputation: Family::default(),
             registry: Registry::default(),
         };
@@ -167,6 +169,11 @@ impl Metrics {
             "sched_placements",
             "Replicas placed by this node",
             m.placements.clone(),
+        );
+        registry.register(
+            "checkpoints",
+            "Task checkpoints by event: shipped (by this executor), kept (by this submitter), resumed (replicas placed from one)",
+            m.checkpoints.clone(),
         );
         registry.register(
             "sched_reputation",

@@ -188,6 +188,16 @@ impl ReplyHandle {
         self.blocks.len()
     }
 
+    /// Splits the blocks after the first `keep` off into a handle of their
+    /// own (`None` when there are no more than `keep`), so that one message
+    /// can be answered twice: a report and a checkpoint, say.
+    pub(crate) fn split_off(&mut self, keep: usize) -> Option<ReplyHandle> {
+        (self.blocks.len() > keep).then(|| ReplyHandle {
+            blocks: self.blocks.split_off(keep),
+            per_block: self.per_block,
+        })
+    }
+
     /// The largest reply body these blocks carry, in bytes.
     pub(crate) fn capacity(&self) -> usize {
         (self.blocks.len() * self.per_block)

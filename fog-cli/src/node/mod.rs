@@ -3,6 +3,7 @@
 //! that API.
 
 pub(crate) mod api;
+pub(crate) mod checkpoint;
 pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod http;

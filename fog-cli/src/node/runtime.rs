@@ -22,8 +22,8 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use fog_dao::{AccountId, Body, EarningRule, Ledger, ParamKey, SignedResult, SigningKey};
 use fog_exec::{
-    ContainerWorkload, Executor, ExecutorConfig, Limits, LocalExecutor, TaskId, TaskSpec,
-    TaskState, WasmWorkload,
+    ContainerWorkload, Executor, ExecutorConfig, Limits, LocalExecutor, StatusEvent, StreamItem,
+    TaskId, TaskSpec, TaskState, WasmWorkload,
 };
 use fog_harvest::{Conditions, Controller, LinuxSensors, Policy, Sensors, WorkControl, WorkError};
 use fog_p2p::{Event, PeerId, Priority};
@@ -41,13 +41,16 @@ use super::api::{
     DaoView, HarvestView, JobCounts, JobView, MixView, NodeInfo, PeerView, ProposalView,
     StatusSnapshot, SubmitRequest,
 };
+use super::checkpoint;
 use super::config::NodeConfig;
 use super::metrics::{Metrics, label};
 use super::mixnet::{MixMessage, MixPlane, MixPlaneConfig, ReplyHandle};
 use super::store::{
     ExecutionRecord, JobRecord, JobState, ReplicaRecord, ReplicaState, ResultRecord, Store,
 };
-use super::wire::{self, HEARTBEAT_TOPIC, Heartbeat, Message, RunTask, Settlement, TaskReport};
+use super::wire::{
+    self, HEARTBEAT_TOPIC, Heartbeat, Message, RunTask, Settlement, ShippedCheckpoint, TaskReport,
+};
 use prometheus_client::metrics::counter::Counter;
 
 /// Largest stdout an executor reports (the whole output is what replicas
@@ -211,6 +214,11 @@ struct Member {
 struct Running {
     cpu_millis: u32,
     memory_mb: u32,
+    /// Where its report (and checkpoints) go over fog-p2p; `None` when it
+    /// came through the mixnet.
+    reply_peer: Option<String>,
+    /// When its last checkpoint was shipped.
+    shipped_at: Option<Instant>,
 }
 
 /// Everything behind the runtime's one lock.
@@ -231,6 +239,9 @@ struct State {
     last_mix: super::mixnet::MixPlaneStats,
     descriptors: HashMap<String, Vec<u8>>,
     replies: HashMap<String, ReplyHandle>,
+    /// Reply blocks for the next checkpoint of tasks that came through the
+    /// mixnet (at most [`MAX_REPLY_HANDLES`]).
+    checkpoint_replies: HashMap<String, ReplyHandle>,
     next_job: u64,
     seq: u64,
     round_robin: u64,
@@ -463,6 +474,7 @@ impl Runtime {
                 last_mix: super::mixnet::MixPlaneStats::default(),
                 descriptors: HashMap::new(),
                 replies: HashMap::new(),
+                checkpoint_replies: HashMap::new(),
                 next_job,
                 seq: 0,
                 round_robin: 0,
@@ -511,6 +523,7 @@ impl Runtime {
         tasks.spawn(Arc::clone(&self).harvest_loop());
         tasks.spawn(Arc::clone(&self).sample_loop());
         tasks.spawn(Arc::clone(&self).mix_loop());
+        tasks.spawn(Arc::clone(&self).checkpoint_loop());
         if self.config.ledger {
             tasks.spawn(Arc::clone(&self).ledger_loop());
         }
@@ -951,11 +964,19 @@ impl Runtime {
         for (peer, message) in messages {
             if let Some((address, level, task)) = self.mix_route(&peer, &message) {
                 let mut message = message;
-                let blocks = if let Message::Run(run) = &mut message {
-                    run.reply_peer = None;
-                    REPORT_REPLY_BLOCKS
-                } else {
-                    0
+                let blocks = match &mut message {
+                    Message::Run(run) => {
+                        run.reply_peer = None;
+                        // WASM tasks also get blocks for their checkpoints.
+                        REPORT_REPLY_BLOCKS
+                            + if run.wasm.is_some() {
+                                checkpoint::REPLY_BLOCKS
+                            } else {
+                                0
+                            }
+                    }
+                    Message::Refill { .. } => checkpoint::REPLY_BLOCKS,
+                    _ => 0,
                 };
                 let mix = self.mix.clone().expect("a mix route needs the plane");
                 if let Err(e) = mix
@@ -1007,7 +1028,9 @@ impl Runtime {
         }
         let task = match message {
             Message::Run(run) => run.task.clone(),
-            Message::Cancel { task } | Message::Preempt { task } => task.clone(),
+            Message::Cancel { task } | Message::Preempt { task } | Message::Refill { task } => {
+                task.clone()
+            }
             _ => return None,
         };
         let state = self.lock();
@@ -1055,6 +1078,14 @@ impl Runtime {
                 Message::Run(task) => {
                     Box::pin(Arc::clone(&self).on_run(me, *task, incoming.reply)).await;
                 }
+                Message::Refill { task } => {
+                    if let Some(blocks) = incoming.reply {
+                        let mut state = self.lock();
+                        if state.running.contains_key(&task) {
+                            keep_checkpoint_blocks(&mut state, &task, blocks);
+                        }
+                    }
+                }
                 other => Box::pin(Arc::clone(&self).on_message(me, other)).await,
             }
         }
@@ -1081,6 +1112,9 @@ impl Runtime {
                     }
                 }
             }
+            Message::Checkpoint(shipped) => self.on_checkpoint(*shipped).await,
+            // Only meaningful with reply blocks: see `mix_loop`.
+            Message::Refill { .. } => {}
             Message::Settle(settlement) => {
                 if self.config.ledger {
                     let mut state = self.lock();
@@ -1157,11 +1191,16 @@ impl Runtime {
         }
         {
             let mut state = self.lock();
-            if let Some(h) = handle.take() {
+            if let Some(mut h) = handle.take() {
+                // Blocks beyond the report's carry the task's checkpoints.
+                let for_checkpoints = h.split_off(REPORT_REPLY_BLOCKS);
                 if state.replies.len() < MAX_REPLY_HANDLES {
                     state.replies.insert(task.task.clone(), h);
                 } else {
                     tracing::warn!(task = %task.task, "too many reply handles; its report will not travel back");
+                }
+                if let Some(blocks) = for_checkpoints {
+                    keep_checkpoint_blocks(&mut state, &task.task, blocks);
                 }
             }
             state.running.insert(
@@ -1169,6 +1208,8 @@ impl Runtime {
                 Running {
                     cpu_millis: task.cpu_millis,
                     memory_mb: task.memory_mb,
+                    reply_peer: reply_peer.clone(),
+                    shipped_at: None,
                 },
             );
             let record = ExecutionRecord {
@@ -1225,6 +1266,8 @@ impl Runtime {
                 Running {
                     cpu_millis: 0,
                     memory_mb: 0,
+                    reply_peer: record.reply_peer.clone(),
+                    shipped_at: None,
                 },
             );
             tokio::spawn(Arc::clone(self).watch_task(exec.clone(), id, record.reply_peer, false));
@@ -1246,6 +1289,10 @@ impl Runtime {
                 return;
             }
         };
+        if status.state == TaskState::Preempted {
+            // The replica goes elsewhere: its last checkpoint goes first.
+            self.ship_checkpoint(&exec, &id, true).await;
+        }
         let mut report = TaskReport {
             task: id.as_str().to_owned(),
             node: self.config.name.clone(),
@@ -1273,6 +1320,7 @@ impl Runtime {
         {
             let mut state = self.lock();
             state.running.remove(id.as_str());
+            state.checkpoint_replies.remove(id.as_str());
             let record = ExecutionRecord {
                 task: id.as_str().to_owned(),
                 reply_peer: reply_peer.clone(),
@@ -1294,6 +1342,101 @@ impl Runtime {
         if status.state != TaskState::Cancelled {
             self.answer(reply_peer, handle, report).await;
         }
+    }
+
+    /// Ships the checkpoints of the tasks this node runs for other nodes
+    /// to their submitters (see [`checkpoint`]).
+    async fn checkpoint_loop(self: Arc<Self>) {
+        let Some(exec) = self.exec.clone() else {
+            return std::future::pending().await;
+        };
+        let mut events = exec.subscribe();
+        while let Some(item) = events.next().await {
+            if let StreamItem::Event(StatusEvent::Checkpointed { id, .. }) = item {
+                self.ship_checkpoint(&exec, &id, false).await;
+            }
+        }
+    }
+
+    /// Ships `id`'s latest checkpoint to its submitter when it runs for
+    /// another node, there is a way back (fog-p2p, or reply blocks it fits)
+    /// and, unless `now`, none was shipped within
+    /// [`checkpoint::SHIP_INTERVAL`].
+    async fn ship_checkpoint(&self, exec: &LocalExecutor, id: &TaskId, now: bool) {
+        enum Way {
+            Peer(String),
+            Blocks(ReplyHandle),
+        }
+        let (seq, data) = match exec.checkpoint(id) {
+            Ok(Some(latest)) => latest,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(task = %id, error = %e, "reading a checkpoint to ship");
+                return;
+            }
+        };
+        let me = self.p2p.peer_id().to_string();
+        let way = {
+            let mut state = self.lock();
+            let state = &mut *state;
+            let Some(running) = state.running.get_mut(id.as_str()) else {
+                return;
+            };
+            if !now
+                && running
+                    .shipped_at
+                    .is_some_and(|t| t.elapsed() < checkpoint::SHIP_INTERVAL)
+            {
+                return;
+            }
+            let way = match &running.reply_peer {
+                // This node submitted it: its checkpoints are here already.
+                Some(peer) if *peer == me => return,
+                Some(peer) => {
+                    (data.len() <= checkpoint::MAX_SHIPPED).then(|| Way::Peer(peer.clone()))
+                }
+                None => match state.checkpoint_replies.remove(id.as_str()) {
+                    Some(blocks) if data.len() + checkpoint::OVERHEAD <= blocks.capacity() => {
+                        Some(Way::Blocks(blocks))
+                    }
+                    Some(blocks) => {
+                        state
+                            .checkpoint_replies
+                            .insert(id.as_str().to_owned(), blocks);
+                        None
+                    }
+                    // Used up; the submitter's refill is on its way.
+                    None => return,
+                },
+            };
+            let Some(way) = way else {
+                tracing::debug!(task = %id, bytes = data.len(), "checkpoint too large to ship; it stays here");
+                return;
+            };
+            running.shipped_at = Some(Instant::now());
+            way
+        };
+        let message = Message::Checkpoint(Box::new(checkpoint::sign(
+            &self.key,
+            id.as_str(),
+            seq,
+            data,
+        )));
+        match way {
+            Way::Peer(peer) => self.send_to(&peer, &message).await,
+            Way::Blocks(blocks) => {
+                let Some(mix) = &self.mix else { return };
+                if let Err(e) = mix.reply(blocks, wire::encode(&message)).await {
+                    tracing::warn!(task = %id, error = %format!("{e:#}"), "checkpoint not shipped");
+                    return;
+                }
+            }
+        }
+        tracing::debug!(task = %id, seq, "checkpoint shipped");
+        self.metrics
+            .checkpoints
+            .get_or_create(&label("event", "shipped"))
+            .inc();
     }
 
     fn sign_result(&self, task: &str, result: &fog_exec::TaskResult, lie: bool) -> ResultRecord {
@@ -1415,6 +1558,74 @@ impl Runtime {
         self.wake.notify_one();
     }
 
+    /// A checkpoint shipped by the executor of one of this node's replicas:
+    /// kept when it checks out (see [`checkpoint`]). One that came through
+    /// the mixnet used up its reply blocks, so fresh ones go back.
+    async fn on_checkpoint(self: Arc<Self>, shipped: ShippedCheckpoint) {
+        let me = self.p2p.peer_id().to_string();
+        let peer = {
+            let mut state = self.lock();
+            let state = &mut *state;
+            let Some(job) = state.jobs.get_mut(job_of(&shipped.task)) else {
+                return;
+            };
+            // Until a replica takes it over, a dropped replica's checkpoint
+            // still counts: a preempted one ships its last on the way out.
+            let taken = job
+                .replicas
+                .iter()
+                .any(|r| r.resumed_from.as_deref() == Some(shipped.task.as_str()));
+            let Some(replica) = job.replicas.iter_mut().find(|r| r.task == shipped.task) else {
+                return;
+            };
+            if job.state.is_final() || replica.state == ReplicaState::Reported || taken {
+                return;
+            }
+            let expected = if replica.peer == me {
+                self.key.account().to_hex()
+            } else {
+                match state.members.get(&replica.peer) {
+                    Some(m) => m.heartbeat.account.clone(),
+                    None => return,
+                }
+            };
+            if shipped.data.len() > checkpoint::MAX_SHIPPED
+                || !checkpoint::verify(&shipped, &expected)
+            {
+                tracing::warn!(task = %shipped.task, node = %replica.node, "a checkpoint that does not check out dropped");
+                return;
+            }
+            match state.store.put_checkpoint(
+                &shipped.task,
+                shipped.seq,
+                &shipped.data,
+                checkpoint::STORE_BUDGET,
+            ) {
+                Ok(true) => {
+                    replica.checkpoint_seq = Some(shipped.seq);
+                    self.metrics
+                        .checkpoints
+                        .get_or_create(&label("event", "kept"))
+                        .inc();
+                    tracing::debug!(task = %shipped.task, seq = shipped.seq, "checkpoint kept");
+                }
+                Ok(false) => {
+                    tracing::debug!(task = %shipped.task, seq = shipped.seq, "checkpoint not kept: not newer, or over the budget");
+                }
+                Err(e) => tracing::warn!(task = %shipped.task, error = %e, "checkpoint not kept"),
+            }
+            let peer = replica.peer.clone();
+            if let Err(e) = state.store.put_job(job) {
+                tracing::error!(error = %e, "job not saved");
+            }
+            peer
+        };
+        let refill = Message::Refill { task: shipped.task };
+        if self.mix_route(&peer, &refill).is_some() {
+            self.deliver(vec![(peer, refill)]).await;
+        }
+    }
+
     /// Checks a running job's reports; on a verdict, finishes the job and
     /// returns the settlement to send to the ledger node.
     fn verify(&self, state: &mut State, job: &mut JobRecord) -> Vec<(String, Message)> {
@@ -1434,10 +1645,17 @@ impl Runtime {
                     r.peer.clone(),
                     fog_exec::verify::Claim {
                         output_hash: result.output_hash.clone(),
-                        fuel: result.fuel,
+                        fuel: compared_fuel(r, &reported),
                     },
                 )
             })
+            .collect();
+        // Replicas that resumed from another's checkpoint: never evidence
+        // (the checkpoint they were handed may be what went wrong).
+        let resumed: HashSet<&str> = reported
+            .iter()
+            .filter(|r| r.resumed_from.is_some())
+            .map(|r| r.peer.as_str())
             .collect();
         let verdict = fog_exec::verify::quorum(&job.id, &replicas, quorum);
         let mut out = Vec::new();
@@ -1447,6 +1665,10 @@ impl Runtime {
                 agreeing,
                 evidence,
             } => {
+                let evidence: Vec<_> = evidence
+                    .into_iter()
+                    .filter(|e| !resumed.contains(e.node.as_str()))
+                    .collect();
                 let agreed = reported
                     .iter()
                     .find(|r| {
@@ -1487,15 +1709,18 @@ impl Runtime {
                     task: job.id.clone(),
                     digest: hex::encode(claim_digest(&claim.output_hash, claim.fuel)),
                     fuel: claim.fuel,
+                    // Only signatures over the agreed claim itself: a resumed
+                    // replica that agreed on the output signed its own fuel.
                     agreeing: reported
                         .iter()
                         .filter(|r| agreeing.contains(&r.peer))
                         .filter_map(|r| r.result.as_ref())
+                        .filter(|x| x.output_hash == claim.output_hash && x.fuel == claim.fuel)
                         .map(|x| (x.account.clone(), x.signature.clone()))
                         .collect(),
                     disagreeing: reported
                         .iter()
-                        .filter(|r| !agreeing.contains(&r.peer))
+                        .filter(|r| !agreeing.contains(&r.peer) && r.resumed_from.is_none())
                         .filter_map(|r| r.result.as_ref())
                         .map(|x| {
                             (
@@ -1993,6 +2218,7 @@ impl Runtime {
             .and_then(|h| state.store.module(h).ok().flatten())
             .map(ByteBuf::from);
         let resources = job_resources(&job.request);
+        let (resumed_from, checkpoint) = self.inherit_checkpoint(state, job, &task);
         let message = Message::Run(Box::new(RunTask {
             task: task.clone(),
             name: job.request.name.clone(),
@@ -2005,6 +2231,7 @@ impl Runtime {
             cpu_millis: resources.cpu_millis() as u32,
             timeout_s: job.request.timeout_s,
             reply_peer: Some(self.p2p.peer_id().to_string()),
+            checkpoint: checkpoint.map(ByteBuf::from),
         }));
         job.replicas.push(ReplicaRecord {
             task,
@@ -2013,8 +2240,60 @@ impl Runtime {
             state: ReplicaState::Sent,
             sent_ms: now_ms(),
             result: None,
+            checkpoint_seq: resumed_from.as_ref().map(|_| 1),
+            resumed_from,
         });
         (peer.to_owned(), message)
+    }
+
+    /// The checkpoint a new replica `task` of `job` starts from: the last
+    /// one of a dropped replica (its node failed, it was preempted or went
+    /// silent) that no replica took over yet. WASM jobs only. The new
+    /// replica takes over that lineage: the bytes are kept under its own
+    /// task id as its checkpoint 1 (its executor numbers its own from 2), so
+    /// that should it fail before shipping one, the next starts from the
+    /// same place. Returns the replica it resumes and the bytes.
+    fn inherit_checkpoint(
+        &self,
+        state: &State,
+        job: &JobRecord,
+        task: &str,
+    ) -> (Option<String>, Option<Vec<u8>>) {
+        if job.module_hash.is_none() {
+            return (None, None);
+        }
+        let Some(from) = job
+            .replicas
+            .iter()
+            .filter(|r| r.state == ReplicaState::Dropped && r.checkpoint_seq.is_some())
+            .find(|r| {
+                !job.replicas
+                    .iter()
+                    .any(|o| o.resumed_from.as_deref() == Some(r.task.as_str()))
+            })
+        else {
+            return (None, None);
+        };
+        let data = match state.store.checkpoint(&from.task) {
+            Ok(Some((_, data))) => data,
+            Ok(None) => return (None, None),
+            Err(e) => {
+                tracing::warn!(task = %from.task, error = %e, "reading a kept checkpoint");
+                return (None, None);
+            }
+        };
+        if let Err(e) = state
+            .store
+            .put_checkpoint(task, 1, &data, checkpoint::STORE_BUDGET)
+        {
+            tracing::warn!(%task, error = %e, "checkpoint not handed on");
+        }
+        tracing::info!(%task, from = %from.task, bytes = data.len(), "resuming from a checkpoint");
+        self.metrics
+            .checkpoints
+            .get_or_create(&label("event", "resumed"))
+            .inc();
+        (Some(from.task.clone()), Some(data))
     }
 
     /// Preempts the replicas behind `victims` (fog-sched job ids).
@@ -2391,7 +2670,11 @@ fn task_spec(task: &RunTask) -> anyhow::Result<TaskSpec> {
         }
         _ => bail!("a task needs a module or an image"),
     };
-    Ok(spec.with_limits(limits))
+    let spec = spec.with_limits(limits);
+    Ok(match &task.checkpoint {
+        Some(data) => spec.with_checkpoint(data.to_vec()),
+        None => spec,
+    })
 }
 
 fn verify_signature(task: &str, result: &ResultRecord) -> bool {
@@ -2450,6 +2733,38 @@ fn cancel_running(job: &mut JobRecord) -> Vec<(String, Message)> {
 }
 
 /// The job a replica's task id belongs to (`<job>.<n>`).
+/// The fuel verification compares for replica `r`: its own, unless it
+/// resumed from another replica's checkpoint. Its fuel then covers only the
+/// work after the checkpoint, so it takes the fuel of a replica that ran
+/// from the start to the same output, when one reported (else its own).
+fn compared_fuel(r: &ReplicaRecord, reported: &[ReplicaRecord]) -> u64 {
+    let own = r.result.as_ref().map_or(0, |x| x.fuel);
+    let Some(output) = r.result.as_ref().map(|x| &x.output_hash) else {
+        return own;
+    };
+    if r.resumed_from.is_none() {
+        return own;
+    }
+    reported
+        .iter()
+        .filter(|o| o.resumed_from.is_none())
+        .filter_map(|o| o.result.as_ref())
+        .find(|x| &x.output_hash == output)
+        .map_or(own, |x| x.fuel)
+}
+
+/// Keeps the reply blocks for `task`'s next checkpoint, unless the node
+/// keeps [`MAX_REPLY_HANDLES`] such handles already.
+fn keep_checkpoint_blocks(state: &mut State, task: &str, blocks: ReplyHandle) {
+    if state.checkpoint_replies.len() < MAX_REPLY_HANDLES
+        || state.checkpoint_replies.contains_key(task)
+    {
+        state.checkpoint_replies.insert(task.to_owned(), blocks);
+    } else {
+        tracing::debug!(%task, "too many checkpoint reply handles; its checkpoints stay here");
+    }
+}
+
 fn job_of(task: &str) -> &str {
     task.rsplit_once('.').map_or(task, |(job, _)| job)
 }
@@ -2492,6 +2807,17 @@ fn job_view(job: &JobRecord, members: &HashMap<String, Member>, me: &str) -> Job
         error: job.error.clone(),
         failures: job.failures,
         last_failure: job.last_failure.clone(),
+        resumed: job
+            .replicas
+            .iter()
+            .filter(|r| r.resumed_from.is_some())
+            .count() as u32,
+        last_checkpoint: job
+            .replicas
+            .iter()
+            .filter(|r| r.state == ReplicaState::Sent)
+            .filter_map(|r| r.checkpoint_seq)
+            .max(),
     }
 }
 
@@ -2723,6 +3049,8 @@ mod tests {
             state: ReplicaState::Sent,
             sent_ms: 1,
             result: None,
+            checkpoint_seq: None,
+            resumed_from: None,
         });
         job
     }
@@ -2746,6 +3074,45 @@ mod tests {
         // A final job stays as it is.
         assert!(record_failure(&mut j, "late".into(), &failed).is_empty());
         assert_eq!(failed.get(), 1);
+    }
+
+    #[test]
+    fn a_resumed_replica_is_compared_by_its_output_alone() {
+        let replica = |task: &str, output: &str, fuel: u64, from: Option<&str>| ReplicaRecord {
+            task: task.into(),
+            peer: task.into(),
+            node: task.into(),
+            state: ReplicaState::Reported,
+            sent_ms: 1,
+            result: Some(ResultRecord {
+                exit_code: Some(0),
+                failure: None,
+                output_hash: output.into(),
+                fuel,
+                stdout: vec![],
+                stderr: vec![],
+                account: String::new(),
+                signature: String::new(),
+            }),
+            checkpoint_seq: None,
+            resumed_from: from.map(Into::into),
+        };
+        let full = replica("a", "h", 100, None);
+        let resumed = replica("b", "h", 40, Some("x"));
+        let astray = replica("c", "g", 30, Some("y"));
+        let all = vec![full.clone(), resumed.clone(), astray.clone()];
+        assert_eq!(compared_fuel(&full, &all), 100);
+        assert_eq!(
+            compared_fuel(&resumed, &all),
+            100,
+            "takes the full run's fuel"
+        );
+        assert_eq!(
+            compared_fuel(&astray, &all),
+            30,
+            "no full run to compare with"
+        );
+        assert_eq!(compared_fuel(&resumed, std::slice::from_ref(&resumed)), 40);
     }
 
     #[test]

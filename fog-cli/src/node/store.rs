@@ -128,6 +128,16 @@ pub(crate) struct ReplicaRecord {
     pub(crate) sent_ms: u64,
     /// What it reported.
     pub(crate) result: Option<ResultRecord>,
+    /// The number of the latest checkpoint its executor shipped (the bytes
+    /// are in the `checkpoints` table under its task id).
+    #[serde(default)]
+    pub(crate) checkpoint_seq: Option<u64>,
+    /// The replica whose checkpoint it started from: it continues that
+    /// replica's run, so verification compares its output only (its fuel
+    /// covers part of the work) and neither pays nor blames it on a
+    /// mismatch of fuel.
+    #[serde(default)]
+    pub(crate) resumed_from: Option<String>,
 }
 
 /// A replica's state.
@@ -218,7 +228,12 @@ impl Store {
              );
              CREATE TABLE IF NOT EXISTS modules (hash TEXT PRIMARY KEY, bytes BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS executions (task TEXT PRIMARY KEY, doc TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+             CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS checkpoints (
+                 task TEXT PRIMARY KEY,
+                 seq INTEGER NOT NULL,
+                 data BLOB NOT NULL
+             );",
         )
         .context("creating the node registry tables")?;
         Ok(Self { db })
@@ -245,10 +260,12 @@ impl Store {
             .optional()?)
     }
 
-    /// Inserts or replaces a job (one transaction).
+    /// Inserts or replaces a job (one transaction). A job that has ended
+    /// loses its replicas' checkpoints in the same transaction.
     pub(crate) fn put_job(&self, job: &JobRecord) -> anyhow::Result<()> {
         let doc = serde_json::to_string(job)?;
-        self.db.execute(
+        let tx = self.db.unchecked_transaction()?;
+        tx.execute(
             "INSERT INTO jobs (id, seq, final, doc) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(id) DO UPDATE SET final = excluded.final, doc = excluded.doc",
             params![
@@ -258,7 +275,60 @@ impl Store {
                 doc
             ],
         )?;
+        if job.state.is_final() {
+            // Task ids are `<job>.<n>`: the range from "<job>." up to
+            // "<job>/" ('/' follows '.') holds exactly the job's tasks.
+            tx.execute(
+                "DELETE FROM checkpoints WHERE task >= ?1 || '.' AND task < ?1 || '/'",
+                params![job.id],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
+    }
+
+    /// Keeps `data` as checkpoint `seq` of `task`, replacing an older one
+    /// of that task. Returns false, keeping nothing, when the task already
+    /// has that checkpoint or a later one, or when the checkpoints kept
+    /// would pass `budget` bytes in all.
+    pub(crate) fn put_checkpoint(
+        &self,
+        task: &str,
+        seq: u64,
+        data: &[u8],
+        budget: u64,
+    ) -> anyhow::Result<bool> {
+        let tx = self.db.unchecked_transaction()?;
+        let (held, old): (i64, i64) = tx.query_row(
+            "SELECT COALESCE(SUM(length(data)), 0),
+                    COALESCE(SUM(CASE WHEN task = ?1 THEN length(data) ELSE 0 END), 0)
+             FROM checkpoints",
+            params![task],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if (held - old) as u64 + data.len() as u64 > budget {
+            return Ok(false);
+        }
+        let n = tx.execute(
+            "INSERT INTO checkpoints (task, seq, data) VALUES (?1, ?2, ?3)
+             ON CONFLICT(task) DO UPDATE SET seq = excluded.seq, data = excluded.data
+             WHERE excluded.seq > checkpoints.seq",
+            params![task, seq as i64, data],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    /// A task's kept checkpoint: its number and bytes.
+    pub(crate) fn checkpoint(&self, task: &str) -> anyhow::Result<Option<(u64, Vec<u8>)>> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT seq, data FROM checkpoints WHERE task = ?1",
+                params![task],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?)
     }
 
     /// Every job, oldest first. A row that does not decode is skipped with
@@ -369,5 +439,39 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         assert_eq!(jobs[1].state, JobState::Verified);
         assert_eq!(store.counter("x").unwrap(), 2);
+    }
+
+    #[test]
+    fn checkpoints_keep_the_latest_within_a_budget_and_go_with_their_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.db");
+        let store = Store::open(&path).unwrap();
+        assert!(store.put_checkpoint("j-1.0", 2, b"two", 100).unwrap());
+        assert!(!store.put_checkpoint("j-1.0", 1, b"one", 100).unwrap());
+        assert!(!store.put_checkpoint("j-1.0", 2, b"again", 100).unwrap());
+        assert!(store.put_checkpoint("j-1.0", 5, b"five", 100).unwrap());
+        assert_eq!(
+            store.checkpoint("j-1.0").unwrap(),
+            Some((5, b"five".to_vec()))
+        );
+        // A job whose id extends another's keeps its own.
+        assert!(store.put_checkpoint("j-10.0", 1, b"other", 100).unwrap());
+        // Over the budget: refused, the old one stays.
+        assert!(!store.put_checkpoint("j-2.0", 1, &[0; 95], 100).unwrap());
+        assert_eq!(store.checkpoint("j-2.0").unwrap(), None);
+        // Replacing counts only the difference.
+        assert!(store.put_checkpoint("j-1.0", 6, &[1; 90], 100).unwrap());
+        let mut done = job("j-1");
+        store.put_job(&done).unwrap();
+        assert!(store.checkpoint("j-1.0").unwrap().is_some());
+        done.state = JobState::Verified;
+        store.put_job(&done).unwrap();
+        assert_eq!(store.checkpoint("j-1.0").unwrap(), None);
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.checkpoint("j-10.0").unwrap(),
+            Some((1, b"other".to_vec()))
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! What fog nodes say to each other, in CBOR: heartbeats on a GossipSub
-//! topic, and work messages (run, report, cancel, preempt, settle) over
-//! fog-p2p direct messages or through the mixnet. Decoding takes bounded
-//! input and returns an error on anything malformed, never a panic.
+//! topic, and work messages (run, report, cancel, preempt, settle,
+//! checkpoint, refill) over fog-p2p direct messages or through the mixnet.
+//! Decoding takes bounded input and returns an error on anything
+//! malformed, never a panic.
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -76,6 +77,27 @@ pub(crate) struct RunTask {
     pub(crate) timeout_s: Option<f64>,
     /// Where to send the report over fog-p2p (absent: answer by reply block).
     pub(crate) reply_peer: Option<String>,
+    /// The checkpoint to start from: the last one a failed or preempted
+    /// replica of the same job shipped (WASM tasks).
+    #[serde(default)]
+    pub(crate) checkpoint: Option<ByteBuf>,
+}
+
+/// A checkpoint a running task saved, shipped by its executor to the
+/// task's submitter so that the task can resume elsewhere should that
+/// executor fail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ShippedCheckpoint {
+    /// Task id.
+    pub(crate) task: String,
+    /// The checkpoint's number on its executor (later ones are higher).
+    pub(crate) seq: u64,
+    /// The checkpoint's bytes.
+    pub(crate) data: ByteBuf,
+    /// The executor's sr25519 account, hex.
+    pub(crate) account: String,
+    /// Its signature over (task, seq, SHA-256 of the data), hex.
+    pub(crate) signature: String,
 }
 
 /// An executor's answer about a task.
@@ -130,6 +152,15 @@ pub(crate) enum Message {
     },
     /// Pay (and slash for) a verified job.
     Settle(Box<Settlement>),
+    /// A running task's latest checkpoint, for its submitter.
+    Checkpoint(Box<ShippedCheckpoint>),
+    /// Fresh reply blocks (attached through the mixnet) for the next
+    /// checkpoint of a task that came through the mixnet: each shipped
+    /// checkpoint uses up the blocks it travelled on.
+    Refill {
+        /// Task id.
+        task: String,
+    },
 }
 
 /// Why bytes did not decode.
@@ -201,8 +232,19 @@ mod tests {
             cpu_millis: 100,
             timeout_s: Some(1.5),
             reply_peer: Some("x".into()),
+            checkpoint: Some(ByteBuf::from(vec![1, 2, 3])),
         }));
         assert_eq!(decode::<Message>(&encode(&run)).unwrap(), run);
+        let checkpoint = Message::Checkpoint(Box::new(ShippedCheckpoint {
+            task: "t".into(),
+            seq: 3,
+            data: ByteBuf::from(vec![7; 40]),
+            account: "00".into(),
+            signature: "11".into(),
+        }));
+        assert_eq!(decode::<Message>(&encode(&checkpoint)).unwrap(), checkpoint);
+        let refill = Message::Refill { task: "t".into() };
+        assert_eq!(decode::<Message>(&encode(&refill)).unwrap(), refill);
     }
 
     proptest! {
