@@ -87,6 +87,13 @@ pub struct NodeConfig {
     /// Clients this node keeps an inbox for at once (its provider role,
     /// [`MixNode::register_client`]; default 4096).
     pub max_clients: usize,
+    /// How much the processing threads lower their own scheduling priority
+    /// (Linux niceness added to the process's; default 5, at most 19 in
+    /// all; 0 leaves them alone; no privilege needed). Sphinx processing
+    /// then yields the CPU to the delay stage and to the transport's
+    /// threads, so a packet leaves on time even while every core is busy
+    /// processing others.
+    pub worker_nice: u8,
 }
 
 impl NodeConfig {
@@ -101,12 +108,20 @@ impl NodeConfig {
             delivery_queue: 4096,
             loop_address: None,
             max_clients: 4096,
+            worker_nice: 5,
         }
     }
 
     /// The configuration with `workers` processing threads (at least one).
     pub fn with_workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
+        self
+    }
+
+    /// The configuration with processing threads `nice` steps below the
+    /// process's priority (see [`NodeConfig::worker_nice`]).
+    pub fn with_worker_nice(mut self, nice: u8) -> Self {
+        self.worker_nice = nice;
         self
     }
 
@@ -297,14 +312,25 @@ impl fmt::Debug for Inbound {
 }
 
 impl Inbound {
-    /// Counts a received packet and offers it to each worker queue in turn,
-    /// starting at the next one in rotation. `Ok(true)` once queued,
-    /// `Ok(false)` when the node is gone, and the packet back with the queue
-    /// it started at when every queue is full.
+    /// Counts a received packet and offers it to the worker with the
+    /// shortest queue (ties go to the next one in rotation), then to the
+    /// others in turn. `Ok(true)` once queued, `Ok(false)` when the node is
+    /// gone, and the packet back with the queue it started at when every
+    /// queue is full. Joining the shortest queue keeps a worker that the OS
+    /// set aside for a while from collecting packets meanwhile.
     fn offer(&self, packet: Vec<u8>) -> Result<bool, (usize, Received)> {
         bump(&self.shared.counters.received);
         let n = self.queues.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let next = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let start = (0..n)
+            .map(|i| (next + i) % n)
+            .max_by_key(|&q| {
+                (
+                    self.queues[q].capacity(),
+                    std::cmp::Reverse((q + n - next) % n),
+                )
+            })
+            .unwrap_or(next);
         let mut item = (self.shared.origin.elapsed(), packet);
         for i in 0..n {
             match self.queues[(start + i) % n].try_send(item) {
@@ -634,6 +660,7 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<Processed, ProcessError> {
 const WORKER_BATCH: usize = 32;
 
 fn worker(shared: &Arc<Shared>, mut rx: mpsc::Receiver<Received>) {
+    lower_priority(shared.config.worker_nice);
     let mut batch = Vec::with_capacity(WORKER_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -651,6 +678,23 @@ fn worker(shared: &Arc<Shared>, mut rx: mpsc::Receiver<Received>) {
             handle(shared, &bytes, arrived);
         }
     }
+}
+
+/// Adds `by` to this thread's niceness (Linux; elsewhere nothing). A
+/// failure only costs timing precision, so it is logged, not returned.
+fn lower_priority(by: u8) {
+    #[cfg(target_os = "linux")]
+    if by > 0 {
+        let tid = rustix::thread::gettid();
+        let outcome = rustix::process::getpriority_process(Some(tid)).and_then(|now| {
+            rustix::process::setpriority_process(Some(tid), (now + i32::from(by)).min(19))
+        });
+        if let Err(e) = outcome {
+            tracing::debug!(error = %e, "could not lower a worker's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = by;
 }
 
 /// Processes one packet that reached a worker at `arrived` (since
