@@ -198,6 +198,44 @@ impl ReplyHandle {
         })
     }
 
+    /// The handle as bytes, so that an executor restarted mid-task can
+    /// still answer: the payload bytes of one block (big-endian `u32`),
+    /// then the blocks ([`fog_mix::REPLY_BLOCK_LEN`] bytes each).
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + self.blocks.len() * fog_mix::REPLY_BLOCK_LEN);
+        out.extend_from_slice(&(self.per_block as u32).to_be_bytes());
+        for block in &self.blocks {
+            out.extend_from_slice(&block.to_bytes());
+        }
+        out
+    }
+
+    /// Reads what [`to_bytes`](Self::to_bytes) wrote; anything else
+    /// (a torn or foreign record) is an error.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
+        let (head, rest) = bytes
+            .split_first_chunk::<4>()
+            .context("a reply handle needs 4 header bytes")?;
+        let per_block = u32::from_be_bytes(*head) as usize;
+        if per_block == 0 || per_block > 1 << 16 {
+            bail!("a reply block carrying {per_block} bytes is not one of ours");
+        }
+        if rest.is_empty()
+            || !rest.len().is_multiple_of(fog_mix::REPLY_BLOCK_LEN)
+            || rest.len() / fog_mix::REPLY_BLOCK_LEN > MAX_REPLY_BLOCKS
+        {
+            bail!(
+                "{} bytes are not a whole number of reply blocks",
+                rest.len()
+            );
+        }
+        let blocks = rest
+            .chunks(fog_mix::REPLY_BLOCK_LEN)
+            .map(|b| ReplyBlock::from_bytes(b).map_err(|e| anyhow::anyhow!("{e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(ReplyHandle { blocks, per_block })
+    }
+
     /// The largest reply body these blocks carry, in bytes.
     pub(crate) fn capacity(&self) -> usize {
         (self.blocks.len() * self.per_block)

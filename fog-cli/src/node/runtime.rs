@@ -1191,9 +1191,11 @@ impl Runtime {
         }
         {
             let mut state = self.lock();
+            let mut reply_blocks = None;
             if let Some(mut h) = handle.take() {
                 // Blocks beyond the report's carry the task's checkpoints.
                 let for_checkpoints = h.split_off(REPORT_REPLY_BLOCKS);
+                reply_blocks = Some(base64::engine::general_purpose::STANDARD.encode(h.to_bytes()));
                 if state.replies.len() < MAX_REPLY_HANDLES {
                     state.replies.insert(task.task.clone(), h);
                 } else {
@@ -1217,6 +1219,7 @@ impl Runtime {
                 reply_peer: reply_peer.clone(),
                 received_ms: now_ms(),
                 reported: false,
+                reply_blocks,
             };
             if let Err(e) = state.store.put_execution(&record) {
                 tracing::warn!(error = %e, "execution not recorded");
@@ -1251,6 +1254,7 @@ impl Runtime {
                     reply_peer: Some(me.clone()),
                     received_ms: now_ms(),
                     reported: false,
+                    reply_blocks: None,
                 });
             }
         }
@@ -1261,7 +1265,18 @@ impl Runtime {
             if exec.status(&id).is_err() {
                 continue;
             }
-            self.lock().running.insert(
+            let handle = record.reply_blocks.as_deref().and_then(|text| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|bytes| ReplyHandle::from_bytes(&bytes))
+                    .inspect_err(|e| {
+                        tracing::warn!(task = %record.task, error = %format!("{e:#}"), "kept reply blocks unreadable; its report will not travel back");
+                    })
+                    .ok()
+            });
+            let mut state = self.lock();
+            state.running.insert(
                 record.task.clone(),
                 Running {
                     cpu_millis: 0,
@@ -1270,6 +1285,12 @@ impl Runtime {
                     shipped_at: None,
                 },
             );
+            if let Some(handle) = handle
+                && state.replies.len() < MAX_REPLY_HANDLES
+            {
+                state.replies.insert(record.task.clone(), handle);
+            }
+            drop(state);
             tokio::spawn(Arc::clone(self).watch_task(exec.clone(), id, record.reply_peer, false));
         }
         Ok(())
@@ -1326,6 +1347,7 @@ impl Runtime {
                 reply_peer: reply_peer.clone(),
                 received_ms: 0,
                 reported: true,
+                reply_blocks: None,
             };
             let _ = state.store.put_execution(&record);
             if report.result.is_some() {

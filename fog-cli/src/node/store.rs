@@ -204,6 +204,11 @@ pub(crate) struct ExecutionRecord {
     pub(crate) received_ms: u64,
     /// Whether its result was sent.
     pub(crate) reported: bool,
+    /// The reply blocks its report goes back on, when it came through the
+    /// mixnet (base64 of `ReplyHandle::to_bytes`), until it is sent: a
+    /// node restarted mid-task still answers.
+    #[serde(default)]
+    pub(crate) reply_blocks: Option<String>,
 }
 
 /// The node registry.

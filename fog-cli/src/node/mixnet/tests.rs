@@ -72,6 +72,13 @@ async fn messages_at_every_level_arrive_intact_and_replies_come_back() {
         assert_eq!(got.body, message, "{level} message damaged");
         let handle = got.reply.expect("reply blocks attached");
         assert_eq!(handle.blocks(), 2);
+        // Kept across a restart as bytes, the blocks still answer.
+        let kept = handle.to_bytes();
+        let handle = ReplyHandle::from_bytes(&kept).expect("reads back");
+        assert_eq!(handle.to_bytes(), kept);
+        for torn in [&kept[..3], &kept[..kept.len() - 1], &kept[..4]] {
+            assert!(ReplyHandle::from_bytes(torn).is_err());
+        }
         let answer = body(100 + k as u8, 3000);
         assert!(handle.capacity() >= answer.len());
         net.planes[to].reply(handle, answer.clone()).await.unwrap();
@@ -86,7 +93,11 @@ async fn messages_at_every_level_arrive_intact_and_replies_come_back() {
         .await
         .unwrap();
     let got = next(&mut net.inboxes[1]).await;
-    let handle = got.reply.unwrap();
+    let mut handle = got.reply.unwrap();
+    assert!(
+        handle.split_off(1).is_none(),
+        "nothing beyond the one block"
+    );
     let err = net.planes[1]
         .reply(handle, vec![0; 5000])
         .await
