@@ -179,22 +179,24 @@ fn jobs(node: &Path) -> Option<Vec<serde_json::Value>> {
         .cloned()
 }
 
-#[test]
-fn nodes_killed_with_sigkill_resume_without_losing_jobs_or_ledger_entries() {
+/// A devnet of `nodes` nodes on loopback without the sample workload (and
+/// `extra` arguments for `fog devnet up`), every node up; its nodes stop
+/// when the returned guard drops, before the directory goes.
+fn idle_devnet(nodes: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf, Devnet) {
     let dir = tempfile::tempdir().unwrap();
     let devnet = dir.path().join("devnet");
-    let _guard = Devnet(devnet.clone());
-    let up = fog(&[
-        "--json",
-        "devnet",
-        "up",
-        "--nodes",
-        "3",
-        "--no-workload",
-        "--dir",
-        &devnet.display().to_string(),
-    ]);
-    json(&up);
+    let guard = Devnet(devnet.clone());
+    let path = devnet.display().to_string();
+    let mut args = vec!["--json", "devnet", "up", "--nodes", nodes];
+    args.extend_from_slice(extra);
+    args.extend(["--no-workload", "--dir", &path]);
+    json(&fog(&args));
+    (dir, devnet, guard)
+}
+
+#[test]
+fn nodes_killed_with_sigkill_resume_without_losing_jobs_or_ledger_entries() {
+    let (_dir, devnet, _guard) = idle_devnet("3", &[]);
     let submitter = devnet.join("node-0");
     let executor = devnet.join("node-2");
     let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("devnet/compute.wat");
@@ -356,19 +358,7 @@ fn job_status(node: &Path, id: &str) -> Option<serde_json::Value> {
 
 #[test]
 fn a_failed_nodes_task_resumes_elsewhere_from_its_last_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let devnet = dir.path().join("devnet");
-    let _guard = Devnet(devnet.clone());
-    json(&fog(&[
-        "--json",
-        "devnet",
-        "up",
-        "--nodes",
-        "3",
-        "--no-workload",
-        "--dir",
-        &devnet.display().to_string(),
-    ]));
+    let (dir, devnet, _guard) = idle_devnet("3", &[]);
     // The submitter takes no work itself, so the task runs on another node
     // and its checkpoints travel (through the mixnet, at PUBLIC).
     let submitter = devnet.join("node-0");
@@ -493,20 +483,7 @@ fn a_container_job_runs_through_the_network_on_docker() {
         fog_exec::image::busybox_image_tar(&image, &busybox).unwrap(),
     )
     .unwrap();
-    let devnet = dir.path().join("devnet");
-    let _guard = Devnet(devnet.clone());
-    json(&fog(&[
-        "--json",
-        "devnet",
-        "up",
-        "--nodes",
-        "2",
-        "--relays",
-        "0",
-        "--no-workload",
-        "--dir",
-        &devnet.display().to_string(),
-    ]));
+    let (_devnet_dir, devnet, _guard) = idle_devnet("2", &["--relays", "0"]);
     let submitter = devnet.join("node-0").display().to_string();
     let out = fog(&[
         "--json",
