@@ -463,7 +463,12 @@ impl MixPlane {
             FrameCodec::new(&packet),
             TcpConfig::default(),
         ));
-        let node_config = NodeConfig::new(packet).with_loop_address(loop_destination(me));
+        // The node's own tasks (WASM and containers) run at the process's
+        // priority: mixing below them would let a busy executor hold up the
+        // packets (reports, checkpoints) it relays.
+        let node_config = NodeConfig::new(packet)
+            .with_loop_address(loop_destination(me))
+            .with_worker_nice(0);
         let (node, deliveries) = MixNode::start(
             node_config,
             EPOCH,
