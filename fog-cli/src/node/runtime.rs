@@ -1389,6 +1389,24 @@ impl Runtime {
             Peer(String),
             Blocks(ReplyHandle),
         }
+        let me = self.p2p.peer_id().to_string();
+        // Most events find the task throttled or its blocks used up: those
+        // are answered before the checkpoint's bytes are read.
+        {
+            let state = self.lock();
+            let due = state.running.get(id.as_str()).is_some_and(|r| {
+                (now || r
+                    .shipped_at
+                    .is_none_or(|t| t.elapsed() >= checkpoint::SHIP_INTERVAL))
+                    && match &r.reply_peer {
+                        Some(peer) => *peer != me,
+                        None => state.checkpoint_replies.contains_key(id.as_str()),
+                    }
+            });
+            if !due {
+                return;
+            }
+        }
         let (seq, data) = match exec.checkpoint(id) {
             Ok(Some(latest)) => latest,
             Ok(None) => return,
@@ -1397,7 +1415,6 @@ impl Runtime {
                 return;
             }
         };
-        let me = self.p2p.peer_id().to_string();
         let way = {
             let mut state = self.lock();
             let state = &mut *state;
@@ -1617,6 +1634,7 @@ impl Runtime {
                 tracing::warn!(task = %shipped.task, node = %replica.node, "a checkpoint that does not check out dropped");
                 return;
             }
+            let peer = replica.peer.clone();
             match state.store.put_checkpoint(
                 &shipped.task,
                 shipped.seq,
@@ -1625,6 +1643,9 @@ impl Runtime {
             ) {
                 Ok(true) => {
                     replica.checkpoint_seq = Some(shipped.seq);
+                    if let Err(e) = state.store.put_job(job) {
+                        tracing::error!(error = %e, "job not saved");
+                    }
                     self.metrics
                         .checkpoints
                         .get_or_create(&label("event", "kept"))
@@ -1635,10 +1656,6 @@ impl Runtime {
                     tracing::debug!(task = %shipped.task, seq = shipped.seq, "checkpoint not kept: not newer, or over the budget");
                 }
                 Err(e) => tracing::warn!(task = %shipped.task, error = %e, "checkpoint not kept"),
-            }
-            let peer = replica.peer.clone();
-            if let Err(e) = state.store.put_job(job) {
-                tracing::error!(error = %e, "job not saved");
             }
             peer
         };
