@@ -1,10 +1,11 @@
 //! The Docker backend (bollard): load the image from a local tarball,
 //! create, start, wait, read logs, and always remove the container; memory,
 //! CPU and pids limits, no network by default, optional read-only root
-//! filesystem, timeout kill, OOM-kill detection, pause and unpause.
+//! filesystem, timeout kill, OOM-kill detection, pause and unpause, and
+//! the checkpoint handshake of [`crate::snapshot`].
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,10 +20,59 @@ use futures_util::StreamExt;
 
 use crate::ExecError;
 use crate::control::{StopCause, TaskControl};
+use crate::snapshot::{self, COMMIT_FILE, ERROR_FILE};
 use crate::spec::{ContainerWorkload, FailureReason, Limits, Output, TaskResult};
+use crate::wasm::CheckpointSink;
 
 /// Where a container task sees its checkpoint directory.
 pub const CHECKPOINT_MOUNT: &str = "/fog/checkpoint";
+
+/// How often a running container's checkpoint directory is looked at for
+/// a commit.
+const COMMIT_POLL: Duration = Duration::from_millis(200);
+
+/// A container's checkpoint directory and where its commits go.
+pub(crate) struct CheckpointTaker {
+    /// The host directory mounted at [`CHECKPOINT_MOUNT`].
+    pub(crate) dir: PathBuf,
+    /// The task's [`Limits::checkpoint_bytes`].
+    pub(crate) max_bytes: usize,
+    /// Persists a packed checkpoint.
+    pub(crate) sink: CheckpointSink,
+}
+
+impl CheckpointTaker {
+    /// Takes the container's checkpoint if it committed one: packs the
+    /// directory, persists it and removes the commit file, so the container
+    /// knows it may write again. A refused commit (too large, a symlink)
+    /// is logged and explained in `checkpoint.error`; the task goes on.
+    async fn take_committed(&self, name: &str) {
+        let commit = self.dir.join(COMMIT_FILE);
+        if !commit.exists() {
+            return;
+        }
+        let dir = self.dir.clone();
+        let max = self.max_bytes;
+        let packed = tokio::task::spawn_blocking(move || snapshot::pack(&dir, max))
+            .await
+            .unwrap_or_else(|e| Err(ExecError::Checkpoint(e.to_string())));
+        let saved = match packed {
+            Ok(data) => (self.sink)(data).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let error_file = self.dir.join(ERROR_FILE);
+        match saved {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&error_file);
+            }
+            Err(e) => {
+                tracing::warn!(container = name, error = %e, "container checkpoint refused");
+                let _ = std::fs::write(&error_file, format!("{e}\n"));
+            }
+        }
+        let _ = std::fs::remove_file(&commit);
+    }
+}
 
 /// How a container run ended.
 #[derive(Debug)]
@@ -143,7 +193,7 @@ impl DockerBackend {
         name: &str,
         workload: &ContainerWorkload,
         limits: &Limits,
-        checkpoint_dir: &Path,
+        checkpoints: &CheckpointTaker,
         control: &Arc<TaskControl>,
     ) -> DockerEnd {
         let started = Instant::now();
@@ -162,8 +212,11 @@ impl DockerBackend {
         {
             return setup(e.to_string());
         }
-        let end = match self.create(name, workload, limits, checkpoint_dir).await {
-            Ok(()) => self.start_and_wait(name, limits, control, started).await,
+        let end = match self.create(name, workload, limits, &checkpoints.dir).await {
+            Ok(()) => {
+                self.start_and_wait(name, limits, checkpoints, control, started)
+                    .await
+            }
             Err(e) => setup(e.to_string()),
         };
         self.remove_quietly(name).await;
@@ -231,6 +284,7 @@ impl DockerBackend {
         &self,
         name: &str,
         limits: &Limits,
+        checkpoints: &CheckpointTaker,
         control: &Arc<TaskControl>,
         started: Instant,
     ) -> DockerEnd {
@@ -251,6 +305,7 @@ impl DockerBackend {
                 .wait_container(name, None::<WaitContainerOptions>),
         );
         let mut stopped: Option<StopCause> = None;
+        let mut next_look = Instant::now() + COMMIT_POLL;
         loop {
             let due = started + limits.timeout + control.paused_for();
             tokio::select! {
@@ -260,6 +315,10 @@ impl DockerBackend {
                 () = tokio::time::sleep(Duration::from_millis(20)) => {
                     if stopped.is_some() {
                         continue;
+                    }
+                    if Instant::now() >= next_look {
+                        checkpoints.take_committed(name).await;
+                        next_look = Instant::now() + COMMIT_POLL;
                     }
                     if let Some(cause) = control.stop_requested() {
                         self.kill(name).await;
@@ -272,6 +331,10 @@ impl DockerBackend {
             }
         }
         if let Some(cause @ (StopCause::Cancelled | StopCause::Preempted)) = stopped {
+            if cause == StopCause::Preempted {
+                // A commit made just before the kill still counts.
+                checkpoints.take_committed(name).await;
+            }
             return DockerEnd::Stopped(cause);
         }
         let (exit_code, oom) = match self.docker.inspect_container(name, None).await {

@@ -11,7 +11,8 @@ use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::ExecError;
 use crate::control::{StopCause, TaskControl};
-use crate::docker::{DockerBackend, DockerEnd};
+use crate::docker::{CheckpointTaker, DockerBackend, DockerEnd};
+use crate::snapshot;
 use crate::spec::{
     FailureReason, ModuleHash, Output, StatusEvent, TaskId, TaskResult, TaskSpec, TaskState,
     TaskStatus, WasmWorkload, Workload,
@@ -279,8 +280,7 @@ impl LocalExecutor {
             self.spawn(row.id, row.spec);
         }
         for row in store.tasks_in(&[TaskState::Assigned, TaskState::Running])? {
-            let is_wasm = matches!(row.spec.workload, StoredWorkload::Wasm { .. });
-            if is_wasm && store.checkpoint(&row.id)?.is_some() {
+            if store.checkpoint(&row.id)?.is_some() {
                 self.set_state(
                     &row.id,
                     TaskState::Preempted,
@@ -429,13 +429,34 @@ impl LocalExecutor {
                         .await?;
                     return Ok(());
                 };
+                // A container starts from its last committed checkpoint
+                // (or the one it was submitted with): whatever it left in
+                // the directory after that commit is not part of it.
                 let ckpt = self.checkpoint_dir(id);
+                if let Some((_, data)) = self.shared.store.checkpoint(id)? {
+                    let dir = ckpt.clone();
+                    let restored =
+                        tokio::task::spawn_blocking(move || snapshot::unpack(&data, &dir))
+                            .await
+                            .map_err(|e| ExecError::Checkpoint(e.to_string()))?;
+                    if let Err(e) = restored {
+                        let r = setup_failure(format!("restoring the checkpoint: {e}"));
+                        self.set_state(id, TaskState::Failed, false, Some(&r), None)
+                            .await?;
+                        return Ok(());
+                    }
+                }
                 std::fs::create_dir_all(&ckpt).map_err(|e| ExecError::io(&ckpt, &e))?;
                 self.set_state(id, TaskState::Running, false, None, None)
                     .await?;
                 let name = container_name(id);
+                let taker = CheckpointTaker {
+                    dir: ckpt,
+                    max_bytes: spec.limits.checkpoint_bytes,
+                    sink: self.checkpoint_sink(id),
+                };
                 match docker
-                    .run(&name, workload, &spec.limits, &ckpt, &control)
+                    .run(&name, workload, &spec.limits, &taker, &control)
                     .await
                 {
                     DockerEnd::Finished(r) => RunEnd::Finished(r),
@@ -506,21 +527,7 @@ impl LocalExecutor {
         } else {
             0
         };
-        let sink: CheckpointSink = {
-            let store = self.shared.store.clone();
-            let events = self.shared.events.clone();
-            let id = id.clone();
-            Arc::new(move |data| {
-                let store = store.clone();
-                let events = events.clone();
-                let id = id.clone();
-                Box::pin(async move {
-                    let seq = store.save_checkpoint(&id, data).await?;
-                    let _ = events.send(StatusEvent::Checkpointed { id, seq });
-                    Ok(seq)
-                })
-            })
-        };
+        let sink = self.checkpoint_sink(id);
         self.set_state(id, TaskState::Running, false, None, None)
             .await?;
         let ctx = RunContext {
@@ -532,6 +539,24 @@ impl LocalExecutor {
             fuel_before,
         };
         self.shared.wasm.run_with(workload, &spec.limits, ctx).await
+    }
+
+    /// Where a task's checkpoints go: persisted as its next sequence
+    /// number, then announced as [`StatusEvent::Checkpointed`].
+    fn checkpoint_sink(&self, id: &TaskId) -> CheckpointSink {
+        let store = self.shared.store.clone();
+        let events = self.shared.events.clone();
+        let id = id.clone();
+        Arc::new(move |data| {
+            let store = store.clone();
+            let events = events.clone();
+            let id = id.clone();
+            Box::pin(async move {
+                let seq = store.save_checkpoint(&id, data).await?;
+                let _ = events.send(StatusEvent::Checkpointed { id, seq });
+                Ok(seq)
+            })
+        })
     }
 
     fn remember_module(&self, hash: ModuleHash, bytes: &Arc<[u8]>) {
@@ -657,16 +682,23 @@ impl Executor for LocalExecutor {
                 return Err(ExecError::Busy { queued: live.len() });
             }
         }
-        let checkpoint = match (&spec.workload, spec.checkpoint) {
-            (Workload::Wasm(_), Some(data)) if data.len() > spec.limits.checkpoint_bytes => {
+        let checkpoint = match spec.checkpoint {
+            Some(data) if data.len() > spec.limits.checkpoint_bytes => {
                 return Err(ExecError::InvalidSpec(format!(
                     "the starting checkpoint has {} bytes; the task's limit is {}",
                     data.len(),
                     spec.limits.checkpoint_bytes
                 )));
             }
-            (Workload::Wasm(_), checkpoint) => checkpoint,
-            (_, _) => None,
+            Some(data) => {
+                if matches!(spec.workload, Workload::Container(_)) {
+                    snapshot::validate(&data).map_err(|e| {
+                        ExecError::InvalidSpec(format!("the starting checkpoint: {e}"))
+                    })?;
+                }
+                Some(data)
+            }
+            None => None,
         };
         let created = self
             .shared
@@ -751,7 +783,7 @@ impl Executor for LocalExecutor {
         })?;
         control.request_checkpoint();
         if matches!(row.spec.workload, StoredWorkload::Container(_)) {
-            let path = self.checkpoint_dir(id).join("checkpoint.request");
+            let path = self.checkpoint_dir(id).join(snapshot::REQUEST_FILE);
             std::fs::write(&path, b"1").map_err(|e| ExecError::io(&path, &e))?;
         }
         Ok(())

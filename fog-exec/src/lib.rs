@@ -40,6 +40,7 @@ mod docker;
 pub mod examples;
 mod executor;
 pub mod image;
+mod snapshot;
 mod spec;
 mod store;
 pub mod verify;
@@ -83,6 +84,11 @@ pub enum ExecError {
     /// The Docker daemon refused or failed.
     #[error("docker: {0}")]
     Docker(String),
+    /// A container checkpoint could not be packed or restored (over its
+    /// limit, holding something other than files and directories, or a
+    /// corrupt or hostile archive).
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// No task with this id.
     #[error("unknown task {0}")]
     UnknownTask(TaskId),

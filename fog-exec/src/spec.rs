@@ -277,9 +277,13 @@ impl TaskSpec {
     /// Starts the task from `data`, a checkpoint another run of the same
     /// task saved (for example on a node that failed): a WASM guest's first
     /// attempt sees it through `fog.checkpoint_load` as if it had saved it
-    /// itself. It is stored with the task as its checkpoint number 1, so the
-    /// task's own checkpoints count on from 2. Containers ignore it. A
-    /// checkpoint over [`Limits::checkpoint_bytes`] is refused at submission.
+    /// itself; a container finds it unpacked in its checkpoint directory
+    /// (the data is the tar archive its own commits produce, see
+    /// [`LocalExecutor::checkpoint`](crate::LocalExecutor::checkpoint)). It
+    /// is stored with the task as its checkpoint number 1, so the task's own
+    /// checkpoints count on from 2. A checkpoint over
+    /// [`Limits::checkpoint_bytes`], or for a container one that is not an
+    /// archive of plain files and directories, is refused at submission.
     pub fn with_checkpoint(mut self, data: Vec<u8>) -> Self {
         self.checkpoint = Some(data);
         self

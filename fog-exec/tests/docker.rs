@@ -206,3 +206,75 @@ async fn docker_checkpoint_directory_and_checkpoint_now() {
     assert_eq!(status.state, TaskState::Succeeded, "{status:?}");
     assert_eq!(status.result.expect("result").output.stdout, b"saved\n");
 }
+
+/// Counts to 6 in its checkpoint directory, committing after every step;
+/// a run that started from nothing stops at 3 and waits to be cancelled.
+const COUNTER: &str = "D=$FOG_CHECKPOINT_DIR; n=0; [ -f $D/count ] && n=$(cat $D/count); \
+     echo from $n; \
+     while [ $n -lt 6 ]; do n=$((n+1)); echo $n > $D/count; touch $D/checkpoint.commit; \
+       while [ -f $D/checkpoint.commit ]; do sleep 0.1; done; \
+       if [ $n -eq 3 ]; then sleep 600; fi; \
+     done; echo done $n";
+
+#[tokio::test]
+async fn a_container_resumes_on_another_executor_from_its_committed_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((exec, tar)) = setup(dir.path()).await else {
+        return;
+    };
+    let first = task("counter-a");
+    exec.submit(TaskSpec::container(first.clone(), sh(&tar, COUNTER)))
+        .await
+        .expect("submit");
+    let mut tries = 0;
+    let data = loop {
+        if let Some((3, data)) = exec.checkpoint(&first).expect("checkpoint") {
+            break data;
+        }
+        tries += 1;
+        assert!(tries < 600, "the container never committed its third step");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    exec.cancel(&first).await.expect("cancel");
+    assert_eq!(
+        exec.wait(&first).await.expect("wait").state,
+        TaskState::Cancelled
+    );
+
+    // Another executor (another node) picks the task up from the shipped
+    // archive and counts on from 3.
+    let (other, _) = LocalExecutor::open(ExecutorConfig::new(dir.path().join("other")))
+        .await
+        .expect("open");
+    let second = task("counter-b");
+    other
+        .submit(TaskSpec::container(second.clone(), sh(&tar, COUNTER)).with_checkpoint(data))
+        .await
+        .expect("submit with checkpoint");
+    let status = other.wait(&second).await.expect("wait");
+    assert_eq!(status.state, TaskState::Succeeded, "{status:?}");
+    assert_eq!(
+        status.result.expect("result").output.stdout,
+        b"from 3\ndone 6\n"
+    );
+    // Its own commits count on from the inherited checkpoint (number 1).
+    let (seq, _) = other
+        .checkpoint(&second)
+        .expect("checkpoint")
+        .expect("some");
+    assert_eq!(seq, 4);
+
+    // An archive that is not one is refused at submission, and nothing is
+    // stored.
+    let bad = task("counter-bad");
+    let refused = other
+        .submit(
+            TaskSpec::container(bad.clone(), sh(&tar, COUNTER)).with_checkpoint(vec![0xff; 1024]),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(fog_exec::ExecError::InvalidSpec(_))),
+        "{refused:?}"
+    );
+    assert!(other.status(&bad).is_err());
+}

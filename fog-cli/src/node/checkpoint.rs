@@ -1,16 +1,23 @@
 //! Checkpoint shipping: how a task resumes elsewhere when its node fails.
 //!
 //! An executor ships each checkpoint a task it runs for another node saves
-//! (WASM tasks: `fog.checkpoint_save`) to the task's submitter, at most one
+//! (WASM tasks: `fog.checkpoint_save`; containers: a commit of their
+//! checkpoint directory, packed by fog-exec as a tar archive) to the task's
+//! submitter, at most one
 //! per task per [`SHIP_INTERVAL`]:
 //!
 //! - over fog-p2p when the task came that way, up to [`MAX_SHIPPED`] bytes;
 //! - through the mixnet when it came that way, on reply blocks: a run
 //!   message carries [`REPLY_BLOCKS`] blocks for checkpoints besides those
 //!   for the report, so a checkpoint travels only if it fits them (about
-//!   32 KB at every level); each shipment uses its blocks up, and the
-//!   submitter sends fresh ones back (`Message::Refill`) when it keeps it.
-//!   The executor never learns who submitted the task.
+//!   32 KB at every level); a shipment takes only the blocks it needs, and
+//!   the submitter sends fresh ones back (`Message::Refill`) when it keeps
+//!   it, and unasked to a replica it has heard nothing from for
+//!   [`REFILL_AFTER`] (a shipment lost on the way, an executor restarted:
+//!   its blocks are in memory only); the executor holds at most
+//!   [`MAX_HELD_BLOCKS`] per task, the freshest, and ships a checkpoint
+//!   that waited for blocks as soon as they come. The executor never
+//!   learns who submitted the task.
 //!
 //! The executor signs (task, seq, SHA-256 of the bytes) with its account
 //! key in a context of its own ([`CONTEXT`], never the ledger's), and the
@@ -26,9 +33,6 @@
 //! checkpoints replace the inherited one. Verification compares a resumed
 //! replica by its output only, since its fuel covers only the work after
 //! the checkpoint (see `Runtime::verify`).
-//!
-//! Container tasks keep their checkpoints on their node (a directory); a
-//! container replica placed elsewhere starts over.
 
 use std::time::Duration;
 
@@ -48,6 +52,14 @@ pub(crate) const MAX_SHIPPED: usize = 1 << 20;
 /// Reply blocks a run message carries for checkpoints, and a refill
 /// brings.
 pub(crate) const REPLY_BLOCKS: usize = 16;
+
+/// Most checkpoint reply blocks an executor holds for one task (a refill
+/// puts fresh blocks in front; the oldest beyond this are dropped).
+pub(crate) const MAX_HELD_BLOCKS: usize = 2 * REPLY_BLOCKS;
+
+/// How long a submitter waits for a checkpoint from a mix-routed replica
+/// before it sends fresh reply blocks unasked.
+pub(crate) const REFILL_AFTER: Duration = Duration::from_mins(1);
 
 /// Shortest time between two shipments of one task's checkpoints.
 pub(crate) const SHIP_INTERVAL: Duration = Duration::from_secs(1);
