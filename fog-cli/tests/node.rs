@@ -376,11 +376,8 @@ fn a_failed_nodes_task_resumes_elsewhere_from_its_last_checkpoint() {
         assert!(Instant::now() < deadline, "node-0 did not come back");
         std::thread::sleep(Duration::from_millis(200));
     }
-    // node-0's mix listens on a new port now: let every node's directory
-    // take its new descriptor from its heartbeats first. (A checkpoint
-    // shipped on reply blocks that end at the old port is lost, and with it
-    // the refill that would carry the next one: see the session note.)
-    std::thread::sleep(Duration::from_secs(5));
+    // node-0's mix listens on the port of its last run again, so the other
+    // nodes' directories need no refresh before its replies come back.
 
     let module = dir.path().join("resumable.wat");
     std::fs::write(&module, RESUMABLE).unwrap();

@@ -49,7 +49,10 @@
 //!   neither the route nor the sender. A reply larger than its blocks carry
 //!   ([`ReplyHandle::capacity`]) is an error before anything is sent. The
 //!   sender keeps each block's key (at most [`MAX_REPLY_KEYS`], the oldest
-//!   evicted and counted; each kept [`REPLY_KEY_LIFETIME`]).
+//!   evicted and counted; each kept [`REPLY_KEY_LIFETIME`]), in memory and
+//!   in `reply-keys.db` (`journal`), so that after a restart it still opens
+//!   replies to what it sent before; it also listens on the port of its
+//!   last run when it is free, where those replies arrive.
 //! * **Latency.** With `latency_stamps` on, every envelope carries the
 //!   sender's wall clock and the receiver records arrival minus that stamp
 //!   for each message and reply it completes: [`MixPlaneStats`]'s
@@ -81,6 +84,7 @@
 // it does, the binary does not call it.
 #![allow(dead_code)]
 
+mod journal;
 pub(crate) mod route;
 pub(crate) mod wire;
 
@@ -198,6 +202,27 @@ impl ReplyHandle {
         })
     }
 
+    /// How many of this handle's blocks a reply of `body_len` bytes uses.
+    pub(crate) fn blocks_for(&self, body_len: usize) -> usize {
+        wire::fragments_for(
+            wire::ENVELOPE_HEADER_LEN + body_len,
+            self.per_block + wire::FRAGMENT_HEADER_LEN,
+        )
+    }
+
+    /// Puts `fresh` blocks in front of these and keeps at most `cap` in
+    /// all, so the oldest go first (they may lead through mixes since
+    /// gone). Blocks of another size replace these.
+    pub(crate) fn absorb(&mut self, fresh: ReplyHandle, cap: usize) {
+        if fresh.per_block == self.per_block {
+            let older = std::mem::replace(&mut self.blocks, fresh.blocks);
+            self.blocks.extend(older);
+        } else {
+            *self = fresh;
+        }
+        self.blocks.truncate(cap);
+    }
+
     /// The handle as bytes, so that an executor restarted mid-task can
     /// still answer: the payload bytes of one block (big-endian `u32`),
     /// then the blocks ([`fog_mix::REPLY_BLOCK_LEN`] bytes each).
@@ -298,6 +323,8 @@ pub(crate) struct MixPlaneStats {
     pub(crate) dropped_foreign: u64,
     /// Reply keys evicted to make room before their lifetime.
     pub(crate) reply_keys_evicted: u64,
+    /// Reply keys kept in memory only: the journal's queue was full.
+    pub(crate) reply_keys_unsaved: u64,
     /// The mix node's own counters.
     pub(crate) node: NodeStats,
 }
@@ -318,6 +345,7 @@ struct Counters {
     dropped_unknown_reply: AtomicU64,
     dropped_foreign: AtomicU64,
     reply_keys_evicted: AtomicU64,
+    reply_keys_unsaved: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -336,25 +364,24 @@ struct ReplyKeys {
 }
 
 impl ReplyKeys {
-    /// Keeps `key`; returns how many older keys were evicted for room.
-    fn insert(&mut self, key: ReplyKey, now: Instant) -> u64 {
-        let mut evicted = 0;
+    /// Keeps `key`, kept since `at`; adds the older keys evicted for room
+    /// to `evicted`.
+    fn insert(&mut self, key: ReplyKey, at: Instant, evicted: &mut Vec<[u8; 16]>) {
         while self.keys.len() >= MAX_REPLY_KEYS {
             let Some((id, _)) = self.order.pop_front() else {
                 break;
             };
             if self.keys.remove(&id).is_some() {
-                evicted += 1;
+                evicted.push(id);
             }
         }
         let id = key.identifier();
         self.keys.insert(id, key);
-        self.order.push_back((id, now));
+        self.order.push_back((id, at));
         if self.order.len() > 2 * MAX_REPLY_KEYS {
             let keys = &self.keys;
             self.order.retain(|(id, _)| keys.contains_key(id));
         }
-        evicted
     }
 
     fn take(&mut self, id: &[u8; 16]) -> Option<ReplyKey> {
@@ -381,6 +408,7 @@ struct Inner {
     transport: Arc<TcpTransport>,
     snapshot: RwLock<Arc<Snapshot>>,
     reply_keys: Mutex<ReplyKeys>,
+    journal: journal::KeyJournal,
     counters: Counters,
     latency: Mutex<VecDeque<f64>>,
     rate: Mutex<VecDeque<(Instant, u64)>>,
@@ -459,6 +487,23 @@ impl MixPlane {
         .await
         .context("the replay filter task failed")?
         .with_context(|| format!("cannot open the replay filter in {}", replay_dir.display()))?;
+        let (journal, saved_keys) = tokio::task::spawn_blocking({
+            let path = config.data_dir.join("reply-keys.db");
+            move || {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                journal::KeyJournal::open(&path, MAX_REPLY_KEYS)
+            }
+        })
+        .await
+        .context("the reply key journal task failed")??;
+        let mut reply_keys = ReplyKeys::default();
+        let now = Instant::now();
+        for (key, left) in saved_keys {
+            let age = REPLY_KEY_LIFETIME.saturating_sub(left);
+            reply_keys.insert(key, now.checked_sub(age).unwrap_or(now), &mut Vec::new());
+        }
         let transport = Arc::new(TcpTransport::new(
             FrameCodec::new(&packet),
             TcpConfig::default(),
@@ -477,14 +522,52 @@ impl MixPlane {
             Arc::clone(&transport) as Arc<dyn PacketTransport>,
         )
         .context("cannot start the mix node")?;
-        let listener = fog_mix::listen(
-            config.listen,
-            FrameCodec::new(&packet),
-            TcpConfig::default(),
-            node.inbound(),
-        )
-        .await
-        .with_context(|| format!("cannot listen for mix packets on {}", config.listen))?;
+        // A node on an ephemeral port takes the same port again after a
+        // restart when it is free: the reply blocks others hold for this
+        // node (reports, checkpoints) end at that address.
+        let port_file = config.data_dir.join("listen-port");
+        let mut listen = config.listen;
+        if listen.port() == 0
+            && let Some(port) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u16>().ok())
+                .filter(|p| *p != 0)
+        {
+            listen.set_port(port);
+        }
+        let bind = |addr: SocketAddr| {
+            fog_mix::listen(
+                addr,
+                FrameCodec::new(&packet),
+                TcpConfig::default(),
+                node.inbound(),
+            )
+        };
+        let listener = match bind(listen).await {
+            Ok(l) => l,
+            Err(e) if listen != config.listen => {
+                tracing::info!(%listen, error = %e, "the mix port of the last run is taken; listening on another");
+                bind(config.listen).await.with_context(|| {
+                    format!("cannot listen for mix packets on {}", config.listen)
+                })?
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot listen for mix packets on {}",
+                    config.listen
+                )));
+            }
+        };
+        if config.listen.port() == 0 {
+            let port = listener.local_addr().port().to_string();
+            let tmp = port_file.with_extension("tmp");
+            if let Err(e) = std::fs::create_dir_all(&config.data_dir)
+                .and_then(|()| std::fs::write(&tmp, &port))
+                .and_then(|()| std::fs::rename(&tmp, &port_file))
+            {
+                tracing::warn!(file = %port_file.display(), error = %e, "the mix port is not remembered");
+            }
+        }
         let advertise = if let Some(a) = config.advertise {
             a
         } else {
@@ -514,7 +597,8 @@ impl MixPlane {
             builder,
             node,
             transport,
-            reply_keys: Mutex::new(ReplyKeys::default()),
+            reply_keys: Mutex::new(reply_keys),
+            journal,
             counters: Counters::default(),
             latency: Mutex::new(VecDeque::with_capacity(LATENCY_WINDOW)),
             rate: Mutex::new(VecDeque::new()),
@@ -637,6 +721,12 @@ impl MixPlane {
         if let Some(l) = self.listener.take() {
             l.shutdown().await;
         }
+        let inner = Arc::clone(&self.inner);
+        let synced =
+            tokio::task::spawn_blocking(move || inner.journal.sync(Duration::from_secs(5))).await;
+        if !matches!(synced, Ok(true)) {
+            tracing::warn!("the reply key journal did not confirm its last writes");
+        }
         let node = self.inner.node.clone();
         match tokio::task::spawn_blocking(move || node.save_replay()).await {
             Ok(Ok(())) => {}
@@ -757,17 +847,26 @@ impl Inner {
             packets.push((out.first_hop, out.packet));
         }
         // Keys only for a message that was built.
-        let now = Instant::now();
-        let mut store = self
-            .reply_keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for key in keys {
-            let evicted = store.insert(key, now);
+        if !keys.is_empty() && !self.journal.put(&keys, REPLY_KEY_LIFETIME) {
             self.counters
-                .reply_keys_evicted
-                .fetch_add(evicted, Ordering::Relaxed);
+                .reply_keys_unsaved
+                .fetch_add(keys.len() as u64, Ordering::Relaxed);
         }
+        let now = Instant::now();
+        let mut evicted = Vec::new();
+        {
+            let mut store = self
+                .reply_keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for key in keys {
+                store.insert(key, now, &mut evicted);
+            }
+        }
+        self.counters
+            .reply_keys_evicted
+            .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+        self.journal.delete(evicted);
         Ok(packets)
     }
 
@@ -899,6 +998,7 @@ impl Inner {
                     bump(&c.dropped_unknown_reply);
                     return;
                 };
+                self.journal.delete(vec![identifier]);
                 if let Ok(m) = key.open(&sealed) {
                     m
                 } else {
@@ -1051,6 +1151,7 @@ impl Inner {
             dropped_unknown_reply: load(&c.dropped_unknown_reply),
             dropped_foreign: load(&c.dropped_foreign),
             reply_keys_evicted: load(&c.reply_keys_evicted),
+            reply_keys_unsaved: load(&c.reply_keys_unsaved),
             node,
         }
     }

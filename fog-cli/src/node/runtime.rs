@@ -219,6 +219,9 @@ struct Running {
     reply_peer: Option<String>,
     /// When its last checkpoint was shipped.
     shipped_at: Option<Instant>,
+    /// A checkpoint waits for reply blocks (the task's were used up): the
+    /// next refill ships it.
+    unshipped: bool,
 }
 
 /// Everything behind the runtime's one lock.
@@ -242,6 +245,9 @@ struct State {
     /// Reply blocks for the next checkpoint of tasks that came through the
     /// mixnet (at most [`MAX_REPLY_HANDLES`]).
     checkpoint_replies: HashMap<String, ReplyHandle>,
+    /// When this node last sent checkpoint reply blocks to the executor of
+    /// each of its running mix-routed replicas (see `refill_loop`).
+    refilled: HashMap<String, Instant>,
     next_job: u64,
     seq: u64,
     round_robin: u64,
@@ -475,6 +481,7 @@ impl Runtime {
                 descriptors: HashMap::new(),
                 replies: HashMap::new(),
                 checkpoint_replies: HashMap::new(),
+                refilled: HashMap::new(),
                 next_job,
                 seq: 0,
                 round_robin: 0,
@@ -524,6 +531,7 @@ impl Runtime {
         tasks.spawn(Arc::clone(&self).sample_loop());
         tasks.spawn(Arc::clone(&self).mix_loop());
         tasks.spawn(Arc::clone(&self).checkpoint_loop());
+        tasks.spawn(Arc::clone(&self).refill_loop());
         if self.config.ledger {
             tasks.spawn(Arc::clone(&self).ledger_loop());
         }
@@ -967,13 +975,8 @@ impl Runtime {
                 let blocks = match &mut message {
                     Message::Run(run) => {
                         run.reply_peer = None;
-                        // WASM tasks also get blocks for their checkpoints.
-                        REPORT_REPLY_BLOCKS
-                            + if run.wasm.is_some() {
-                                checkpoint::REPLY_BLOCKS
-                            } else {
-                                0
-                            }
+                        // Blocks for the report, then for checkpoints.
+                        REPORT_REPLY_BLOCKS + checkpoint::REPLY_BLOCKS
                     }
                     Message::Refill { .. } => checkpoint::REPLY_BLOCKS,
                     _ => 0,
@@ -1079,11 +1082,26 @@ impl Runtime {
                     Box::pin(Arc::clone(&self).on_run(me, *task, incoming.reply)).await;
                 }
                 Message::Refill { task } => {
-                    if let Some(blocks) = incoming.reply {
+                    let Some(blocks) = incoming.reply else {
+                        continue;
+                    };
+                    let waiting = {
                         let mut state = self.lock();
-                        if state.running.contains_key(&task) {
-                            keep_checkpoint_blocks(&mut state, &task, blocks);
+                        let state = &mut *state;
+                        match state.running.get_mut(&task) {
+                            Some(running) => {
+                                let waiting = std::mem::take(&mut running.unshipped);
+                                keep_checkpoint_blocks(state, &task, blocks);
+                                waiting
+                            }
+                            None => false,
                         }
+                    };
+                    if waiting
+                        && let Some(exec) = &self.exec
+                        && let Ok(id) = TaskId::new(task)
+                    {
+                        self.ship_checkpoint(exec, &id, true).await;
                     }
                 }
                 other => Box::pin(Arc::clone(&self).on_message(me, other)).await,
@@ -1212,6 +1230,7 @@ impl Runtime {
                     memory_mb: task.memory_mb,
                     reply_peer: reply_peer.clone(),
                     shipped_at: None,
+                    unshipped: false,
                 },
             );
             let record = ExecutionRecord {
@@ -1283,6 +1302,7 @@ impl Runtime {
                     memory_mb: 0,
                     reply_peer: record.reply_peer.clone(),
                     shipped_at: None,
+                    unshipped: false,
                 },
             );
             if let Some(handle) = handle
@@ -1393,17 +1413,23 @@ impl Runtime {
         // Most events find the task throttled or its blocks used up: those
         // are answered before the checkpoint's bytes are read.
         {
-            let state = self.lock();
-            let due = state.running.get(id.as_str()).is_some_and(|r| {
-                (now || r
-                    .shipped_at
-                    .is_none_or(|t| t.elapsed() >= checkpoint::SHIP_INTERVAL))
-                    && match &r.reply_peer {
-                        Some(peer) => *peer != me,
-                        None => state.checkpoint_replies.contains_key(id.as_str()),
-                    }
-            });
-            if !due {
+            let mut state = self.lock();
+            let state = &mut *state;
+            let Some(r) = state.running.get_mut(id.as_str()) else {
+                return;
+            };
+            let throttled = !now
+                && r.shipped_at
+                    .is_some_and(|t| t.elapsed() < checkpoint::SHIP_INTERVAL);
+            let way_back = if let Some(peer) = &r.reply_peer {
+                *peer != me
+            } else {
+                let held = state.checkpoint_replies.contains_key(id.as_str());
+                // Used up: the next refill ships it.
+                r.unshipped |= !held;
+                held
+            };
+            if throttled || !way_back {
                 return;
             }
         }
@@ -1435,7 +1461,15 @@ impl Runtime {
                     (data.len() <= checkpoint::MAX_SHIPPED).then(|| Way::Peer(peer.clone()))
                 }
                 None => match state.checkpoint_replies.remove(id.as_str()) {
-                    Some(blocks) if data.len() + checkpoint::OVERHEAD <= blocks.capacity() => {
+                    Some(mut blocks) if data.len() + checkpoint::OVERHEAD <= blocks.capacity() => {
+                        // A shipment takes only the blocks it needs: should
+                        // it be lost, the next still travels on the rest.
+                        let needed = blocks.blocks_for(data.len() + checkpoint::OVERHEAD);
+                        if let Some(rest) = blocks.split_off(needed) {
+                            state
+                                .checkpoint_replies
+                                .insert(id.as_str().to_owned(), rest);
+                        }
                         Some(Way::Blocks(blocks))
                     }
                     Some(blocks) => {
@@ -1661,7 +1695,61 @@ impl Runtime {
         };
         let refill = Message::Refill { task: shipped.task };
         if self.mix_route(&peer, &refill).is_some() {
+            if let Message::Refill { task } = &refill {
+                self.lock().refilled.insert(task.clone(), Instant::now());
+            }
             self.deliver(vec![(peer, refill)]).await;
+        }
+    }
+
+    /// Sends checkpoint reply blocks to the executor of each running
+    /// replica of this node's that travels through the mixnet and has
+    /// shipped nothing for [`checkpoint::REFILL_AFTER`]: a shipment lost
+    /// on the way, or an executor restart (it keeps its blocks in memory),
+    /// would otherwise end the replica's shipments for good.
+    async fn refill_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(checkpoint::REFILL_AFTER / 4);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let due: Vec<(String, Message)> = {
+                let mut state = self.lock();
+                let state = &mut *state;
+                let now = Instant::now();
+                let mut live = HashSet::new();
+                let mut due = Vec::new();
+                for job in state.jobs.values().filter(|j| !j.state.is_final()) {
+                    for r in job
+                        .replicas
+                        .iter()
+                        .filter(|r| r.state == ReplicaState::Sent)
+                    {
+                        live.insert(r.task.clone());
+                        // First seen (placed, or this node restarted): the
+                        // run message brought blocks, or they still work.
+                        let since = state.refilled.entry(r.task.clone()).or_insert(now);
+                        if now.saturating_duration_since(*since) >= checkpoint::REFILL_AFTER {
+                            *since = now;
+                            due.push((
+                                r.peer.clone(),
+                                Message::Refill {
+                                    task: r.task.clone(),
+                                },
+                            ));
+                        }
+                    }
+                }
+                state.refilled.retain(|task, _| live.contains(task));
+                due
+            };
+            let due: Vec<(String, Message)> = due
+                .into_iter()
+                .filter(|(peer, m)| self.mix_route(peer, m).is_some())
+                .collect();
+            if !due.is_empty() {
+                tracing::debug!(replicas = due.len(), "refilling checkpoint reply blocks");
+                self.deliver(due).await;
+            }
         }
     }
 
@@ -2794,10 +2882,12 @@ fn compared_fuel(r: &ReplicaRecord, reported: &[ReplicaRecord]) -> u64 {
 
 /// Keeps the reply blocks for `task`'s next checkpoint, unless the node
 /// keeps [`MAX_REPLY_HANDLES`] such handles already.
+/// Keeps reply blocks for a task's checkpoints, fresh ones in front of
+/// those it still holds, at most [`checkpoint::MAX_HELD_BLOCKS`] per task.
 fn keep_checkpoint_blocks(state: &mut State, task: &str, blocks: ReplyHandle) {
-    if state.checkpoint_replies.len() < MAX_REPLY_HANDLES
-        || state.checkpoint_replies.contains_key(task)
-    {
+    if let Some(held) = state.checkpoint_replies.get_mut(task) {
+        held.absorb(blocks, checkpoint::MAX_HELD_BLOCKS);
+    } else if state.checkpoint_replies.len() < MAX_REPLY_HANDLES {
         state.checkpoint_replies.insert(task.to_owned(), blocks);
     } else {
         tracing::debug!(%task, "too many checkpoint reply handles; its checkpoints stay here");

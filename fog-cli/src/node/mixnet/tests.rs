@@ -7,9 +7,22 @@ use super::*;
 const PATIENCE: Duration = Duration::from_mins(1);
 
 struct Net {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     planes: Vec<MixPlane>,
     inboxes: Vec<mpsc::Receiver<MixMessage>>,
+}
+
+fn config(dir: &std::path::Path, i: usize, cover: bool) -> MixPlaneConfig {
+    MixPlaneConfig {
+        data_dir: dir.join(format!("node-{i}")).join("mix"),
+        identity_seed: [i as u8 + 1; 32],
+        listen: "127.0.0.1:0".parse().unwrap(),
+        advertise: None,
+        family: format!("node-{i}"),
+        mean_delay: Duration::from_millis(2),
+        cover,
+        latency_stamps: true,
+    }
 }
 
 async fn net(n: usize, cover: bool) -> Net {
@@ -17,18 +30,7 @@ async fn net(n: usize, cover: bool) -> Net {
     let mut planes = Vec::new();
     let mut inboxes = Vec::new();
     for i in 0..n {
-        let (plane, inbox) = MixPlane::start(MixPlaneConfig {
-            data_dir: dir.path().join(format!("node-{i}")).join("mix"),
-            identity_seed: [i as u8 + 1; 32],
-            listen: "127.0.0.1:0".parse().unwrap(),
-            advertise: None,
-            family: format!("node-{i}"),
-            mean_delay: Duration::from_millis(2),
-            cover,
-            latency_stamps: true,
-        })
-        .await
-        .unwrap();
+        let (plane, inbox) = MixPlane::start(config(dir.path(), i, cover)).await.unwrap();
         planes.push(plane);
         inboxes.push(inbox);
     }
@@ -38,7 +40,7 @@ async fn net(n: usize, cover: bool) -> Net {
         assert_eq!(p.stats().directory_size, n as u64);
     }
     Net {
-        _dir: dir,
+        dir,
         planes,
         inboxes,
     }
@@ -140,6 +142,45 @@ async fn messages_at_every_level_arrive_intact_and_replies_come_back() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    for p in net.planes {
+        p.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_sender_listens_where_it_did_and_opens_replies_to_what_it_sent_before() {
+    let mut net = net(4, false).await;
+    let to = net.planes[3].address();
+    net.planes[0]
+        .send(to, PrivacyLevel::Public, b"answer me later".to_vec(), 1)
+        .await
+        .unwrap();
+    let got = next(&mut net.inboxes[3]).await;
+    let handle = got.reply.expect("a reply block");
+
+    // node-0 stops and starts again from its directory.
+    let old = net.planes.remove(0);
+    let port = old.local_addr().unwrap().port();
+    old.shutdown().await;
+    drop(net.inboxes.remove(0));
+    let (plane, mut inbox) = MixPlane::start(config(net.dir.path(), 0, false))
+        .await
+        .unwrap();
+    assert_eq!(plane.local_addr().unwrap().port(), port);
+    let mut descriptors = vec![plane.descriptor()];
+    descriptors.extend(net.planes.iter().map(MixPlane::descriptor));
+    plane.set_directory(&descriptors);
+
+    // The reply on the block it made before the restart reaches it, and
+    // it still opens it; the key is used up then.
+    net.planes[2]
+        .reply(handle, b"later".to_vec())
+        .await
+        .unwrap();
+    let back = next(&mut inbox).await;
+    assert_eq!(back.body, b"later");
+    assert_eq!(plane.stats().dropped_unknown_reply, 0);
+    plane.shutdown().await;
     for p in net.planes {
         p.shutdown().await;
     }
