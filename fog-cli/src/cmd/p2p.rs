@@ -587,6 +587,13 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     let mut rng = Rng(args.seed);
     let rss_before = rss_bytes();
     let t0 = Instant::now();
+    // Where a long run is, on stderr (stdout keeps the one report).
+    let phase = |what: String| {
+        eprintln!(
+            "fog bench p2p: {what} ({:.0} s)",
+            t0.elapsed().as_secs_f64()
+        );
+    };
 
     let mut nodes: Vec<Node> = Vec::with_capacity(n);
     let mut addrs: Vec<Multiaddr> = Vec::with_capacity(n);
@@ -617,6 +624,7 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         let _ = libp2p_join(futs).await;
     }
     let build_s = t0.elapsed().as_secs_f64();
+    phase(format!("{n} nodes started and bootstrapped"));
     // Let the gossip meshes settle for a few heartbeats.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_after = rss_bytes();
@@ -645,6 +653,7 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         }
     }
     let put_ok = stored.len();
+    phase(format!("{put_ok} of {records} records put"));
     if stored.is_empty() {
         bail!("no DHT record could be stored ({records} puts failed)");
     }
@@ -666,6 +675,10 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         }
     }
     hops.sort_unstable();
+    phase(format!(
+        "{found} of {} record lookups succeeded",
+        lookups.len()
+    ));
     // Peer lookups: a random node finds a random other node.
     let mut peer_found = 0usize;
     let peer_lookups: Vec<(usize, usize)> = (0..args.lookups)
@@ -683,6 +696,10 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         peer_found += libp2p_join(futs).await.iter().filter(|r| r.is_ok()).count();
     }
     let dht_s = t1.elapsed().as_secs_f64();
+    phase(format!(
+        "{peer_found} of {} peer lookups succeeded",
+        args.lookups
+    ));
 
     // Gossip: messages from random publishers; count deliveries.
     let t2 = Instant::now();
@@ -746,6 +763,7 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         .map(|(a, b)| a.gossip_received - b.gossip_received)
         .sum();
     let gossip_s = t2.elapsed().as_secs_f64();
+    phase("gossip measured".to_owned());
     let connections: usize = after.iter().map(|s| s.connected_peers).sum();
     let routing: usize = after.iter().map(|s| s.routing_table).sum();
 
