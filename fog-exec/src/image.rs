@@ -47,12 +47,21 @@ fn arch() -> &'static str {
     }
 }
 
-fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, bytes: &[u8]) -> Result<(), ExecError> {
+/// A tar header with fixed metadata (owner root, time 0), so equal
+/// contents give equal archives.
+pub(crate) fn fixed_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     let mut header = tar::Header::new_gnu();
-    header.set_size(bytes.len() as u64);
-    header.set_mode(0o644);
     header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(size);
+    header
+}
+
+fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, bytes: &[u8]) -> Result<(), ExecError> {
+    let mut header = fixed_header(tar::EntryType::Regular, 0o644, bytes.len() as u64);
     builder
         .append_data(&mut header, path, bytes)
         .map_err(|e| io(&e))
@@ -67,31 +76,21 @@ pub fn build_image_tar(
 ) -> Result<Vec<u8>, ExecError> {
     let mut layer = tar::Builder::new(Vec::new());
     for entry in entries {
-        let mut header = tar::Header::new_gnu();
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
         match entry {
             LayerEntry::File { path, bytes, mode } => {
-                header.set_size(bytes.len() as u64);
-                header.set_mode(*mode);
-                header.set_entry_type(tar::EntryType::Regular);
+                let mut header = fixed_header(tar::EntryType::Regular, *mode, bytes.len() as u64);
                 layer
                     .append_data(&mut header, path, &bytes[..])
                     .map_err(|e| io(&e))?;
             }
             LayerEntry::Symlink { path, target } => {
-                header.set_size(0);
-                header.set_mode(0o777);
-                header.set_entry_type(tar::EntryType::Symlink);
+                let mut header = fixed_header(tar::EntryType::Symlink, 0o777, 0);
                 layer
                     .append_link(&mut header, path, target)
                     .map_err(|e| io(&e))?;
             }
             LayerEntry::Dir { path } => {
-                header.set_size(0);
-                header.set_mode(0o755);
-                header.set_entry_type(tar::EntryType::Directory);
+                let mut header = fixed_header(tar::EntryType::Directory, 0o755, 0);
                 layer
                     .append_data(&mut header, path, std::io::empty())
                     .map_err(|e| io(&e))?;

@@ -21,6 +21,7 @@ use std::io::{Cursor, Read};
 use std::path::{Component, Path, PathBuf};
 
 use crate::ExecError;
+use crate::image::fixed_header;
 
 /// The file a container creates to commit a checkpoint.
 pub(crate) const COMMIT_FILE: &str = "checkpoint.commit";
@@ -57,18 +58,12 @@ pub(crate) fn pack(dir: &Path, max_bytes: usize) -> Result<Vec<u8>, ExecError> {
                 "the checkpoint directory holds more than the task's limit of {max_bytes} bytes"
             )));
         }
-        let mut header = tar::Header::new_ustar();
-        header.set_mtime(0);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_size(bytes.len() as u64);
-        if is_dir {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(0o755);
+        let (kind, mode) = if is_dir {
+            (tar::EntryType::Directory, 0o755)
         } else {
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(0o644);
-        }
+            (tar::EntryType::Regular, 0o644)
+        };
+        let mut header = fixed_header(kind, mode, bytes.len() as u64);
         builder
             .append_data(&mut header, &rel, bytes.as_slice())
             .map_err(|e| err(format!("packing {}: {e}", rel.display())))?;

@@ -526,13 +526,12 @@ impl MixPlane {
         // restart when it is free: the reply blocks others hold for this
         // node (reports, checkpoints) end at that address.
         let port_file = config.data_dir.join("listen-port");
+        let last_port = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u16>().ok())
+            .filter(|p| *p != 0);
         let mut listen = config.listen;
-        if listen.port() == 0
-            && let Some(port) = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse::<u16>().ok())
-                .filter(|p| *p != 0)
-        {
+        if let (0, Some(port)) = (listen.port(), last_port) {
             listen.set_port(port);
         }
         let bind = |addr: SocketAddr| {
@@ -543,23 +542,18 @@ impl MixPlane {
                 node.inbound(),
             )
         };
-        let listener = match bind(listen).await {
-            Ok(l) => l,
+        let bound = match bind(listen).await {
             Err(e) if listen != config.listen => {
                 tracing::info!(%listen, error = %e, "the mix port of the last run is taken; listening on another");
-                bind(config.listen).await.with_context(|| {
-                    format!("cannot listen for mix packets on {}", config.listen)
-                })?
+                bind(config.listen).await
             }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!(
-                    "cannot listen for mix packets on {}",
-                    config.listen
-                )));
-            }
+            other => other,
         };
-        if config.listen.port() == 0 {
-            let port = listener.local_addr().port().to_string();
+        let listener =
+            bound.with_context(|| format!("cannot listen for mix packets on {}", config.listen))?;
+        let port = listener.local_addr().port();
+        if config.listen.port() == 0 && last_port != Some(port) {
+            let port = port.to_string();
             let tmp = port_file.with_extension("tmp");
             if let Err(e) = std::fs::create_dir_all(&config.data_dir)
                 .and_then(|()| std::fs::write(&tmp, &port))
