@@ -462,6 +462,89 @@ fn a_failed_nodes_task_resumes_elsewhere_from_its_last_checkpoint() {
 }
 
 #[test]
+fn a_cancelled_job_stops_on_its_executor() {
+    let (dir, devnet, _guard) = idle_devnet("3", &[]);
+    let node0 = devnet.join("node-0");
+    let node = node0.display().to_string();
+    let module = dir.path().join("long.wat");
+    std::fs::write(&module, RESUMABLE).unwrap();
+    let id = json(&fog(&[
+        "--json",
+        "job",
+        "--node",
+        &node,
+        "submit",
+        "--wasm",
+        &module.display().to_string(),
+        "--name",
+        "to-cancel",
+        "--fuel",
+        "1000000000000",
+        "--timeout",
+        "600",
+    ]))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Once it runs somewhere, cancel it.
+    let deadline = Instant::now() + Duration::from_mins(2);
+    let executor = loop {
+        let job = job_status(&node0, &id);
+        if let Some(job) = &job
+            && job["state"] == "running"
+            && let Some(name) = job["nodes"][0].as_str()
+        {
+            break name.to_owned();
+        }
+        assert!(Instant::now() < deadline, "the job never ran: {job:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let task = format!("{id}.%");
+    let exec_db = devnet.join(&executor).join("exec").join("tasks.sqlite");
+    let task_state = || -> Option<String> {
+        let db = rusqlite::Connection::open_with_flags(
+            &exec_db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .ok()?;
+        db.query_row(
+            "SELECT state FROM tasks WHERE id LIKE ?1 ORDER BY created_ms DESC LIMIT 1",
+            [&task],
+            |r| r.get::<_, String>(0),
+        )
+        .ok()
+    };
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while task_state().as_deref() != Some("running") {
+        assert!(
+            Instant::now() < deadline,
+            "task {task} never ran on {executor}: {:?}",
+            task_state()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = json(&fog(&["--json", "job", "--node", &node, "cancel", &id]));
+    assert_eq!(out["cancelled"], true, "{out}");
+    let job = job_status(&node0, &id).unwrap();
+    assert_eq!(job["state"], "cancelled", "{job}");
+    // The cancel reaches the executor (through the mixnet, as the task
+    // came), which stops the task.
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while task_state().as_deref() != Some("cancelled") {
+        assert!(
+            Instant::now() < deadline,
+            "task {task} on {executor} is {:?}, not cancelled",
+            task_state()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A job that ended cannot be cancelled again, and stays cancelled.
+    let again = fog(&["--json", "job", "--node", &node, "cancel", &id]);
+    assert!(!again.status.success());
+    assert_eq!(job_status(&node0, &id).unwrap()["state"], "cancelled");
+}
+
+#[test]
 fn a_container_job_runs_through_the_network_on_docker() {
     let required = std::env::var("FOG_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
     let daemon = Command::new("docker")

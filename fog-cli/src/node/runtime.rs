@@ -594,7 +594,7 @@ impl Runtime {
     }
 
     /// Cancels a job: its replicas are told to stop.
-    pub(crate) async fn cancel(&self, id: &str) -> anyhow::Result<bool> {
+    pub(crate) async fn cancel(self: &Arc<Self>, id: &str) -> anyhow::Result<bool> {
         let tasks = {
             let mut state = self.lock();
             let Some(mut job) = state.jobs.get(id).cloned() else {
@@ -603,15 +603,7 @@ impl Runtime {
             if job.state.is_final() {
                 bail!("job {id} already ended ({})", job.state.as_str());
             }
-            let tasks: Vec<(String, String)> = job
-                .replicas
-                .iter_mut()
-                .filter(|r| r.state == ReplicaState::Sent)
-                .map(|r| {
-                    r.state = ReplicaState::Dropped;
-                    (r.task.clone(), r.peer.clone())
-                })
-                .collect();
+            let tasks = cancel_running(&mut job);
             count_job(&mut state.counts, &job, -1);
             job.state = JobState::Cancelled;
             job.finished_ms = Some(now_ms());
@@ -620,9 +612,9 @@ impl Runtime {
             state.jobs.insert(job.id.clone(), job);
             tasks
         };
-        for (task, peer) in tasks {
-            self.send_to(&peer, &Message::Cancel { task }).await;
-        }
+        // Like every work message: through the mixnet when the replica
+        // went that way, so a cancel does not name the submitter.
+        self.deliver(tasks).await;
         Ok(true)
     }
 
