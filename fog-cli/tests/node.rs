@@ -544,6 +544,160 @@ fn a_cancelled_job_stops_on_its_executor() {
     assert_eq!(job_status(&node0, &id).unwrap()["state"], "cancelled");
 }
 
+/// The `node` section of a node's `fog node status --json`.
+fn node_info(node: &Path) -> Option<serde_json::Value> {
+    let out = fog(&[
+        "--json",
+        "node",
+        "status",
+        "--data-dir",
+        &node.display().to_string(),
+    ]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice::<serde_json::Value>(&out.stdout).ok())
+        .flatten()
+        .map(|s| s["node"].clone())
+}
+
+/// Waits until every node in `nodes` applies `min_quorum_signers == want`.
+fn await_quorum_param(nodes: &[PathBuf], want: u64) {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    for node in nodes {
+        loop {
+            let info = node_info(node);
+            if info
+                .as_ref()
+                .is_some_and(|n| n["min_quorum_signers"] == want)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} does not apply min_quorum_signers = {want}: {info:?}",
+                node.display()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// Submits a three-replica job at `node` and returns it once verified.
+fn verified_replicated_job(node: &Path, name: &str) -> serde_json::Value {
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("devnet/compute.wat");
+    let job = json(&fog(&[
+        "--json",
+        "job",
+        "--node",
+        &node.display().to_string(),
+        "submit",
+        "--wasm",
+        &module.display().to_string(),
+        "--name",
+        name,
+        "--replicas",
+        "3",
+        "--wait",
+        "--",
+        "100000",
+    ]));
+    assert_eq!(job["job"]["state"], "verified", "{job}");
+    job["job"].clone()
+}
+
+#[test]
+fn an_executed_parameter_proposal_changes_the_quorum_every_running_node_verifies_with() {
+    let (_dir, devnet, _guard) = idle_devnet("3", &[]);
+    let execs: Vec<PathBuf> = (0..3).map(|i| devnet.join(format!("node-{i}"))).collect();
+    let ledger = &execs[0];
+    // Genesis parameters: at least 2 agreeing replicas, on every node.
+    await_quorum_param(&execs, 2);
+    let before = verified_replicated_job(ledger, "before");
+    assert_eq!(before["quorum"], 2, "{before}");
+    // Its reward is settled before governance writes to the same ledger.
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let out = fog(&[
+            "--json",
+            "node",
+            "status",
+            "--data-dir",
+            &ledger.display().to_string(),
+        ]);
+        let paid = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|s| s["dao"]["rewards_paid"].as_u64());
+        if paid.is_some_and(|p| p > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job's reward never settled");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // Governance on the ledger node's live ledger, through `fog dao`: a
+    // staked holder proposes `min_quorum_signers = 3`, votes it through,
+    // queues it and executes it after the timelock (logical times ahead
+    // of the clock stand in for the default hour-long vote and day-long
+    // timelock).
+    let data = ledger.display().to_string();
+    let dao = |args: &[&str]| {
+        json(&fog(
+            &[&["--json", "dao", "--data-dir", &data], args].concat()
+        ))
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let t = |offset: u64| (now + 30 + offset).to_string();
+    dao(&["key", "new", "alice"]);
+    dao(&["mint", "--to", "alice", "--units", "10000", "--at", &t(0)]);
+    let bonded = dao(&["status", "--at", &t(0)])["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "alice")
+        .unwrap()["balance"]
+        .as_u64()
+        .unwrap();
+    dao(&[
+        "stake",
+        "--key",
+        "alice",
+        "--at",
+        &t(0),
+        &bonded.to_string(),
+    ]);
+    let proposal = dao(&[
+        "propose",
+        "--key",
+        "alice",
+        "--kind",
+        "parameter",
+        "--param",
+        "min_quorum_signers=3",
+        "--description",
+        "three agreeing replicas",
+        "--at",
+        &t(1),
+    ]);
+    assert_eq!(proposal["kind"], "propose", "{proposal}");
+    // The devnet's ledger has no other proposal: this is number 0.
+    let id = "0";
+    dao(&["vote", "--key", "alice", id, "for", "--at", &t(61)]);
+    dao(&["queue", "--key", "alice", id, "--at", &t(3_700)]);
+    dao(&["execute", "--key", "alice", id, "--at", &t(3_700 + 86_400)]);
+    let status = dao(&["status", "--at", &t(3_700 + 86_400)]);
+    assert_eq!(status["params"]["min_quorum_signers"], 3, "{status}");
+    assert_eq!(status["proposals"][0]["state"], "executed", "{status}");
+
+    // The running nodes pick it up (the ledger node from its ledger, the
+    // others from its heartbeats) and verify with it.
+    await_quorum_param(&execs, 3);
+    let after = verified_replicated_job(&execs[1], "after");
+    assert_eq!(after["quorum"], 3, "{after}");
+}
+
 #[test]
 fn a_container_job_runs_through_the_network_on_docker() {
     let required = std::env::var("FOG_REQUIRE_DOCKER").is_ok_and(|v| v == "1");

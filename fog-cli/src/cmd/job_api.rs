@@ -260,6 +260,9 @@ async fn print_outcome(client: &ApiClient, job: &JobView, json: bool) -> anyhow:
         writeln!(out, "{doc}")?;
     } else {
         writeln!(out, "{} {} on {}", job.id, job.state, job.nodes.join(","))?;
+        if let Some(q) = job.quorum.filter(|_| job.replicas > 1) {
+            writeln!(out, "quorum: {q} agreeing replicas")?;
+        }
         if job.resumed > 0 {
             writeln!(
                 out,

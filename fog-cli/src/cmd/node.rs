@@ -196,6 +196,16 @@ fn node_status(args: &DirArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         "harvest: {} ({})",
         status.harvest.state, status.harvest.reason
     )?;
+    match n.min_quorum_signers {
+        Some(q) => writeln!(
+            out,
+            "verification: a majority of replicas, at least {q} (ledger min_quorum_signers)"
+        )?,
+        None => writeln!(
+            out,
+            "verification: a majority of replicas (ledger not heard yet)"
+        )?,
+    }
     let alive = status.peers.iter().filter(|p| p.alive).count();
     writeln!(out, "peers: {alive} alive of {}", status.peers.len())?;
     for p in &status.peers {

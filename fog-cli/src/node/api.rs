@@ -43,6 +43,12 @@ pub(crate) struct NodeInfo {
     pub(crate) roles: Vec<String>,
     /// libp2p listen addresses.
     pub(crate) listen: Vec<String>,
+    /// The ledger's `min_quorum_signers` as this node applies it to the
+    /// verification of replicated jobs (from the ledger node's heartbeats,
+    /// so an executed parameter proposal reaches every node); `None` until
+    /// the ledger is heard.
+    #[serde(default)]
+    pub(crate) min_quorum_signers: Option<u64>,
 }
 
 /// Another node, as the heartbeats describe it.
@@ -112,6 +118,10 @@ pub(crate) struct JobView {
     /// The number of the latest checkpoint kept for a running replica.
     #[serde(default)]
     pub(crate) last_checkpoint: Option<u64>,
+    /// Agreeing replicas its verdict required, once decided (replicated
+    /// jobs): a majority, raised by the ledger's `min_quorum_signers`.
+    #[serde(default)]
+    pub(crate) quorum: Option<u32>,
 }
 
 /// Job counters of a node.

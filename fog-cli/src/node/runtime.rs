@@ -710,6 +710,7 @@ impl Runtime {
                 uptime_s: self.started.elapsed().as_secs(),
                 roles: self.roles(),
                 listen,
+                min_quorum_signers: state.quorum_param,
             },
             peers,
             jobs,
@@ -1853,6 +1854,7 @@ impl Runtime {
                 // Replicas still running are no longer needed.
                 out.extend(cancel_running(job));
                 job.finished_ms = Some(now_ms());
+                job.quorum = Some(quorum as u32);
                 match agreed {
                     Some(result) if result.failure.is_none() && result.exit_code == Some(0) => {
                         job.state = JobState::Verified;
@@ -2939,6 +2941,7 @@ fn job_view(job: &JobRecord, members: &HashMap<String, Member>, me: &str) -> Job
             .filter(|r| r.state == ReplicaState::Sent)
             .filter_map(|r| r.checkpoint_seq)
             .max(),
+        quorum: job.quorum,
     }
 }
 

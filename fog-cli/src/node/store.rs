@@ -47,6 +47,10 @@ pub(crate) struct JobRecord {
     /// Why the last of those replicas failed.
     #[serde(default)]
     pub(crate) last_failure: Option<String>,
+    /// Agreeing replicas its verdict required (replicated jobs, once
+    /// decided): a majority, raised by the ledger's `min_quorum_signers`.
+    #[serde(default)]
+    pub(crate) quorum: Option<u32>,
 }
 
 impl JobRecord {
@@ -72,6 +76,7 @@ impl JobRecord {
             evidence: 0,
             failures: 0,
             last_failure: None,
+            quorum: None,
         }
     }
 }

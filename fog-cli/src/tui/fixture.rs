@@ -93,6 +93,7 @@ pub(crate) fn snapshot() -> StatusSnapshot {
             uptime_s: 3725,
             roles: vec!["exec".into(), "mix".into(), "ledger".into()],
             listen: vec!["/ip4/127.0.0.1/tcp/40100".into()],
+            min_quorum_signers: Some(2),
         },
         peers: vec![
             peer("node-1", &["exec", "mix"], true, 0.42, 0.97, "harvesting"),
