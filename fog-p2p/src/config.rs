@@ -104,7 +104,8 @@ pub struct Config {
     pub max_connections_per_peer: u32,
     /// Above this many connected peers the excess, lowest scores first, is
     /// disconnected at each maintenance tick (bootstrap and GossipSub mesh
-    /// peers, and connections younger than `idle_timeout`, are spared).
+    /// peers, and connections younger than the longer of `idle_timeout` and
+    /// `query_timeout`, which may still serve a lookup, are spared).
     pub target_peers: usize,
     /// Refuse new connections above this share of system memory (0-1);
     /// `None` disables the check.

@@ -994,17 +994,20 @@ impl Task {
         // GossipSub keeps every connection it has a stream on alive, so
         // connections opened for DHT lookups would pile up: above the
         // target, the whole excess goes at once, lowest score first, sparing
-        // bootstrap peers, gossip mesh peers and connections younger than
-        // the idle timeout. (Entries are marked disconnected when the close
-        // events arrive.)
+        // bootstrap peers, gossip mesh peers and connections that may still
+        // serve the lookup they were opened for. (Entries are marked
+        // disconnected when the close events arrive.)
         let connected = self.book.connected_count();
         if connected > self.config.target_peers {
             let mut keep = self.bootstrap.clone();
             keep.extend(self.swarm.behaviour().gossipsub.all_mesh_peers().copied());
-            // A connection younger than the idle timeout may be serving a
-            // lookup: it is left alone until then.
+            // A connection opened for a lookup serves it for up to the query
+            // timeout (a loaded node's queries take that long), and stays at
+            // least the idle timeout: closing it sooner breaks the lookup's
+            // streams and its retry opens another connection.
+            let grace = self.config.idle_timeout.max(self.config.query_timeout);
             let settled = Instant::now()
-                .checked_sub(self.config.idle_timeout)
+                .checked_sub(grace)
                 .unwrap_or_else(Instant::now);
             for worst in
                 self.book

@@ -616,15 +616,23 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         node.subscribe(TOPIC).await?;
         addrs.push(addr);
         nodes.push(node);
+        if (i + 1) % 100 == 0 && i + 1 < n {
+            phase(format!("{} of {n} nodes started", i + 1));
+        }
     }
     let ids: Vec<PeerId> = nodes.iter().map(Node::peer_id).collect();
+    phase(format!("{n} nodes started"));
     // Bootstrap every node's routing table (in waves, bounded concurrency).
-    for chunk in nodes.chunks(50) {
+    for (wave, chunk) in nodes.chunks(50).enumerate() {
         let futs = chunk.iter().map(Node::bootstrap);
         let _ = libp2p_join(futs).await;
+        let done = (wave + 1) * 50;
+        if done % 200 == 0 && done < n {
+            phase(format!("{done} of {n} nodes bootstrapped"));
+        }
     }
     let build_s = t0.elapsed().as_secs_f64();
-    phase(format!("{n} nodes started and bootstrapped"));
+    phase(format!("{n} nodes bootstrapped"));
     // Let the gossip meshes settle for a few heartbeats.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_after = rss_bytes();
