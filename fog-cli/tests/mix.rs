@@ -56,6 +56,8 @@ fn bench_prints_every_key() {
         "ratio",
         "added_latency_p50_us",
         "added_latency_p99_us",
+        "reference_timer_lateness_p99_us",
+        "added_latency_p99_beyond_reference_us",
         "x25519_bound_pps_per_core",
     ] {
         assert!(report[key].is_number(), "missing {key}: {report}");
