@@ -629,6 +629,17 @@ impl MixPlane {
         self.inner.descriptor.clone()
     }
 
+    /// Whether the directory now holds the mix at `address` (a route can
+    /// end there).
+    pub(crate) fn knows(&self, address: [u8; 32]) -> bool {
+        let address = NodeAddress::from_bytes(address);
+        self.inner
+            .snapshot()
+            .members
+            .iter()
+            .any(|m| m.address == address)
+    }
+
     /// The address the listener is bound to.
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.as_ref().map(TcpListenerHandle::local_addr)

@@ -898,7 +898,14 @@ impl Runtime {
             state.quorum_param = Some(q);
         }
         let fresh = !state.members.contains_key(&peer.to_string());
-        let mut directory_changed = false;
+        // A node back from missed heartbeats returns to the mix directory
+        // now, not at the next sampling tick: placement sees it alive at
+        // once, and a replica routed to it must find it there.
+        let revived = state
+            .members
+            .get(&peer.to_string())
+            .is_some_and(|m| !m.alive);
+        let mut directory_changed = revived;
         if let Some(d) = &heartbeat.mix_descriptor
             && state.descriptors.get(&peer.to_string()).map(Vec::as_slice) != Some(d.as_slice())
         {
@@ -1039,6 +1046,19 @@ impl Runtime {
         let level =
             parse_privacy(privacy.as_deref()).map_or(fog_mix::PrivacyLevel::Public, |p| p.1);
         Some((address, level, task))
+    }
+
+    /// Whether work can reach a node whose heartbeat is `hb`: over fog-p2p
+    /// when either side has no mix plane, else only when this plane's
+    /// directory holds the node's mix.
+    fn mix_reachable(&self, hb: &Heartbeat) -> bool {
+        let (Some(mix), Some(address)) = (&self.mix, &hb.mix_address) else {
+            return true;
+        };
+        hex::decode(address)
+            .ok()
+            .and_then(|a| <[u8; 32]>::try_from(a).ok())
+            .is_some_and(|a| mix.knows(a))
     }
 
     /// Hands the mix plane every live node's descriptor.
@@ -2295,6 +2315,11 @@ impl Runtime {
         for (peer, m) in &state.members {
             let hb = &m.heartbeat;
             if !m.alive || !hb.accepting || !hb.roles.iter().any(|r| r == "exec") {
+                continue;
+            }
+            if !self.mix_reachable(hb) {
+                // Work to it goes through the mixnet, whose directory does
+                // not (yet) hold it: placing there would refuse the replica.
                 continue;
             }
             let capacity = Resources::new(u64::from(hb.cpu_millis), u64::from(hb.memory_mb), 0);
