@@ -6,6 +6,7 @@
 //! libraries it links (no registry). Without a Docker daemon the test
 //! prints a skip line; with `FOG_REQUIRE_DOCKER=1` it fails instead.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -109,11 +110,12 @@ fn logs_tail(containers: &[String]) -> String {
     let mut text = String::new();
     for c in containers {
         let out = docker(&["logs", "--tail", "60", c]);
-        text.push_str(&format!(
-            "--- {c} ---\n{}{}\n",
+        let _ = writeln!(
+            text,
+            "--- {c} ---\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        ));
+        );
     }
     text
 }
@@ -342,15 +344,16 @@ fn four_containers_finish_every_job_when_one_is_cut_off() {
         if list.len() == ids.len() && list.iter().all(|j| j["state"] == "verified") {
             break list;
         }
-        if list.iter().any(|j| j["state"] == "failed") {
-            panic!("a job failed: {list:?}\n{}", logs_tail(&cleanup.containers));
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "jobs did not finish after the disconnect: {list:?}\n{}",
-                logs_tail(&cleanup.containers)
-            );
-        }
+        assert!(
+            list.iter().all(|j| j["state"] != "failed"),
+            "a job failed: {list:?}\n{}",
+            logs_tail(&cleanup.containers)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "jobs did not finish after the disconnect: {list:?}\n{}",
+            logs_tail(&cleanup.containers)
+        );
         std::thread::sleep(Duration::from_millis(300));
     };
     for id in &ids {
