@@ -149,6 +149,15 @@ pub struct Lookup {
     pub requests: u32,
 }
 
+/// Running counts behind the churn fields of [`Stats`].
+#[derive(Debug, Default)]
+struct Churn {
+    dialed: u64,
+    accepted: u64,
+    closed: u64,
+    background_queries: u64,
+}
+
 /// Counters of the node.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -164,6 +173,16 @@ pub struct Stats {
     pub queued: usize,
     /// Whether Kademlia is in server mode.
     pub kad_server: bool,
+    /// Connections this node opened (dialled), since it started.
+    pub connections_dialed: u64,
+    /// Connections other nodes opened to it, since it started.
+    pub connections_accepted: u64,
+    /// Connections closed, since it started (either side, any cause).
+    pub connections_closed: u64,
+    /// Kademlia queries Kademlia started on its own (automatic bootstraps
+    /// and bucket refreshes), since the node started: one outbound query
+    /// dials up to the replication factor of peers.
+    pub kad_background_queries: u64,
 }
 
 enum Command {
@@ -394,6 +413,7 @@ impl Node {
             next_envelope: 0,
             received,
             delivered: 0,
+            churn: Churn::default(),
             kad_server,
             relay_listening: false,
             connections: HashMap::new(),
@@ -598,6 +618,8 @@ struct Task {
     next_envelope: u64,
     received: Arc<AtomicU64>,
     delivered: u64,
+    /// Connection and background-query counters of [`Stats`].
+    churn: Churn,
     kad_server: bool,
     relay_listening: bool,
     /// Remote address of every open connection (bounded by the connection
@@ -892,6 +914,10 @@ impl Task {
                     gossip_delivered: self.delivered,
                     queued: self.queue.len().unwrap_or(0),
                     kad_server: self.kad_server,
+                    connections_dialed: self.churn.dialed,
+                    connections_accepted: self.churn.accepted,
+                    connections_closed: self.churn.closed,
+                    kad_background_queries: self.churn.background_queries,
                 });
             }
             Command::Shutdown(_) => unreachable!("handled in run"),
@@ -1098,6 +1124,11 @@ impl Task {
                 self.connections
                     .insert(connection_id, endpoint.get_remote_address().clone());
                 if endpoint.is_dialer() {
+                    self.churn.dialed += 1;
+                } else {
+                    self.churn.accepted += 1;
+                }
+                if endpoint.is_dialer() {
                     self.book
                         .add_addr(peer_id, endpoint.get_remote_address().clone());
                 }
@@ -1116,6 +1147,7 @@ impl Task {
                 ..
             } => {
                 self.connections.remove(&connection_id);
+                self.churn.closed += 1;
                 let e = self.book.entry(peer_id);
                 e.connections = num_established;
                 if num_established == 0 {
@@ -1364,6 +1396,11 @@ impl Task {
         last: bool,
     ) {
         let Some(query) = self.queries.remove(&id) else {
+            if last {
+                // A query of Kademlia's own (automatic bootstrap, bucket
+                // refresh), counted once, when it ends.
+                self.churn.background_queries += 1;
+            }
             return;
         };
         match (query, result) {

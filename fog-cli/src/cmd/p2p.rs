@@ -520,6 +520,60 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// CPU seconds this process has used (user + system; Linux).
+fn cpu_seconds() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat, in USER_HZ (100 on Linux) ticks;
+    // the command name (field 2) may hold spaces, so count after its ')'.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let mut f = rest.split_whitespace().skip(11);
+            let user: f64 = f.next()?.parse().ok()?;
+            let system: f64 = f.next()?.parse().ok()?;
+            Some((user + system) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// Connection churn summed over nodes: what the progress lines and the
+/// report show of it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Churn {
+    dialed: u64,
+    closed: u64,
+    background_queries: u64,
+    connected: usize,
+}
+
+impl Churn {
+    async fn of(nodes: &[Node]) -> Self {
+        let mut c = Churn::default();
+        for s in libp2p_join(nodes.iter().map(Node::stats))
+            .await
+            .into_iter()
+            .flatten()
+        {
+            c.dialed += s.connections_dialed;
+            c.closed += s.connections_closed;
+            c.background_queries += s.kad_background_queries;
+            c.connected += s.connected_peers;
+        }
+        c
+    }
+
+    fn line(&self, nodes: usize) -> String {
+        format!(
+            "connections opened {}, closed {}, open per node {:.1}; background DHT queries {}; cpu {:.0} s",
+            self.dialed,
+            self.closed,
+            self.connected as f64 / nodes.max(1) as f64,
+            self.background_queries,
+            cpu_seconds()
+        )
+    }
+}
+
 fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -617,7 +671,8 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         addrs.push(addr);
         nodes.push(node);
         if (i + 1) % 100 == 0 && i + 1 < n {
-            phase(format!("{} of {n} nodes started", i + 1));
+            let churn = Churn::of(&nodes).await.line(nodes.len());
+            phase(format!("{} of {n} nodes started; {churn}", i + 1));
         }
     }
     let ids: Vec<PeerId> = nodes.iter().map(Node::peer_id).collect();
@@ -628,7 +683,8 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         let _ = libp2p_join(futs).await;
         let done = (wave + 1) * 50;
         if done % 200 == 0 && done < n {
-            phase(format!("{done} of {n} nodes bootstrapped"));
+            let churn = Churn::of(&nodes).await.line(n);
+            phase(format!("{done} of {n} nodes bootstrapped; {churn}"));
         }
     }
     let build_s = t0.elapsed().as_secs_f64();
@@ -773,6 +829,7 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     let gossip_s = t2.elapsed().as_secs_f64();
     phase("gossip measured".to_owned());
     let connections: usize = after.iter().map(|s| s.connected_peers).sum();
+    let churn = Churn::of(&nodes).await;
     let routing: usize = after.iter().map(|s| s.routing_table).sum();
 
     for node in nodes {
@@ -801,6 +858,12 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         "rss_total_bytes": rss_after,
         "mean_connections_per_node": connections as f64 / n as f64,
         "mean_routing_table_size": routing as f64 / n as f64,
+        // Connection churn over the whole run: every connection costs a
+        // Noise handshake on both sides.
+        "connections_opened_per_node": churn.dialed as f64 / n as f64,
+        "connections_closed_per_node": churn.closed as f64 / n as f64,
+        "kad_background_queries_per_node": churn.background_queries as f64 / n as f64,
+        "cpu_seconds": cpu_seconds(),
         "build_seconds": build_s,
         "dht_seconds": dht_s,
         "gossip_seconds": gossip_s,
