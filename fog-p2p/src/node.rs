@@ -156,6 +156,7 @@ struct Churn {
     accepted: u64,
     closed: u64,
     background_queries: u64,
+    bootstrapped: bool,
 }
 
 /// Counters of the node.
@@ -179,6 +180,9 @@ pub struct Stats {
     pub connections_accepted: u64,
     /// Connections closed, since it started (either side, any cause).
     pub connections_closed: u64,
+    /// Whether a Kademlia bootstrap (the one a node with bootstrap peers
+    /// starts with, or one asked for) has ended, whatever its outcome.
+    pub bootstrapped: bool,
     /// Kademlia queries Kademlia started on its own (automatic bootstraps
     /// and bucket refreshes), since the node started: one outbound query
     /// dials up to the replication factor of peers.
@@ -394,6 +398,17 @@ impl Node {
             }
         }
 
+        // With bootstrap peers, one full Kademlia bootstrap starts at once.
+        // While it runs Kademlia starts none of its own; left alone it would
+        // start one 500 ms after the first peer joined the table, and again
+        // after every insert while the table holds fewer than 20 peers, each
+        // a walk over every bucket that dials dozens of peers.
+        let mut queries = HashMap::new();
+        if !bootstrap.is_empty()
+            && let Ok(id) = swarm.behaviour_mut().kad.bootstrap()
+        {
+            queries.insert(id, Query::Bootstrap(None));
+        }
         let (commands, rx) = mpsc::channel(config.command_capacity.max(1));
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let kad_server = matches!(config.kad_mode, crate::KadMode::Server);
@@ -405,7 +420,7 @@ impl Node {
             bans,
             book,
             bootstrap,
-            queries: HashMap::new(),
+            queries,
             outbound: HashMap::new(),
             inflight_seqs: HashSet::new(),
             inbound: HashMap::new(),
@@ -914,6 +929,7 @@ impl Task {
                     gossip_delivered: self.delivered,
                     queued: self.queue.len().unwrap_or(0),
                     kad_server: self.kad_server,
+                    bootstrapped: self.churn.bootstrapped,
                     connections_dialed: self.churn.dialed,
                     connections_accepted: self.churn.accepted,
                     connections_closed: self.churn.closed,
@@ -1459,6 +1475,7 @@ impl Task {
             (Query::Bootstrap(tx), QueryResult::Bootstrap(r)) => {
                 let done = r.as_ref().map_or(true, |ok| ok.num_remaining == 0);
                 if done || last {
+                    self.churn.bootstrapped = true;
                     if let Some(tx) = tx {
                         let _ = tx.send(r.map(|_| ()).map_err(|e| Error::Dht(e.to_string())));
                     }

@@ -490,6 +490,9 @@ pub(crate) struct BenchArgs {
     /// Connected peers each node keeps; the lowest-scored beyond are pruned.
     #[arg(long, default_value_t = 24)]
     target_peers: usize,
+    /// Most connections a node keeps open (fog-p2p's connection limit).
+    #[arg(long, default_value_t = 96)]
+    max_connections: usize,
 }
 
 /// A small deterministic generator (splitmix64) for the bench workload.
@@ -631,6 +634,12 @@ fn bench_config(args: &BenchArgs) -> Config {
     c.gossip_flood_publish = args.flood_publish;
     c.gossip_idontwant_threshold = args.idontwant_over;
     c.target_peers = args.target_peers.max(d + 2);
+    // Each open connection holds Noise and yamux buffers on both of its
+    // in-process ends (about 120 KiB together); with the default limit of
+    // 256 the first bootstraps of a thousand nodes would hold nearly a full
+    // mesh for a query timeout. A node refused at the limit is, to a lookup,
+    // one that did not answer.
+    c.max_connections = u32::try_from(args.max_connections).unwrap_or(u32::MAX);
     c
 }
 
@@ -649,49 +658,80 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         );
     };
 
+    // Nodes start in waves. Each node with bootstrap peers runs one
+    // Kademlia bootstrap as it starts (fog-p2p does); the next wave starts
+    // once this one's have ended, so at most a wave's walks run at once and
+    // every wave finds the nodes before it. The nodes before learn of the
+    // newcomers from the newcomers' own queries, as in a live network.
+    const WAVE: usize = 50;
     let mut nodes: Vec<Node> = Vec::with_capacity(n);
     let mut addrs: Vec<Multiaddr> = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut c = bench_config(args);
-        let mut chosen = HashSet::new();
-        for _ in 0..args.degree.min(i) {
-            chosen.insert(rng.below(i));
-        }
-        c.bootstrap = chosen.into_iter().map(|j| addrs[j].clone()).collect();
-        let node = Node::start(c).await?;
-        let addr = loop {
-            if let Some(a) = node.listen_addrs().await?.into_iter().next() {
-                break a
-                    .with_p2p(node.peer_id())
-                    .map_err(|a| anyhow::anyhow!("bad address {a}"))?;
+    let mut unfinished_bootstraps = 0usize;
+    for wave_start in (0..n).step_by(WAVE) {
+        let wave_end = (wave_start + WAVE).min(n);
+        for i in wave_start..wave_end {
+            let mut c = bench_config(args);
+            let mut chosen = HashSet::new();
+            for _ in 0..args.degree.min(i) {
+                chosen.insert(rng.below(i));
             }
-            tokio::task::yield_now().await;
-        };
-        node.subscribe(TOPIC).await?;
-        addrs.push(addr);
-        nodes.push(node);
-        if (i + 1) % 100 == 0 && i + 1 < n {
+            c.bootstrap = chosen.into_iter().map(|j| addrs[j].clone()).collect();
+            let node = Node::start(c).await?;
+            let addr = loop {
+                if let Some(a) = node.listen_addrs().await?.into_iter().next() {
+                    break a
+                        .with_p2p(node.peer_id())
+                        .map_err(|a| anyhow::anyhow!("bad address {a}"))?;
+                }
+                tokio::task::yield_now().await;
+            };
+            node.subscribe(TOPIC).await?;
+            addrs.push(addr);
+            nodes.push(node);
+        }
+        // Node 0 has nobody to bootstrap from.
+        let wave = &nodes[wave_start.max(1).min(wave_end)..wave_end];
+        let deadline = Instant::now() + Duration::from_mins(5);
+        loop {
+            let waiting = libp2p_join(wave.iter().map(Node::stats))
+                .await
+                .into_iter()
+                .filter(|s| !s.as_ref().is_ok_and(|s| s.bootstrapped))
+                .count();
+            if waiting == 0 {
+                break;
+            }
+            if Instant::now() > deadline {
+                unfinished_bootstraps += waiting;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if wave_end.is_multiple_of(100) && wave_end < n {
             let churn = Churn::of(&nodes).await.line(nodes.len());
-            phase(format!("{} of {n} nodes started; {churn}", i + 1));
+            phase(format!("{wave_end} of {n} nodes started; {churn}"));
         }
     }
     let ids: Vec<PeerId> = nodes.iter().map(Node::peer_id).collect();
-    phase(format!("{n} nodes started"));
-    // Bootstrap every node's routing table (in waves, bounded concurrency).
-    for (wave, chunk) in nodes.chunks(50).enumerate() {
-        let futs = chunk.iter().map(Node::bootstrap);
-        let _ = libp2p_join(futs).await;
-        let done = (wave + 1) * 50;
-        if done % 200 == 0 && done < n {
-            let churn = Churn::of(&nodes).await.line(n);
-            phase(format!("{done} of {n} nodes bootstrapped; {churn}"));
-        }
-    }
+    let churn = Churn::of(&nodes).await.line(n);
+    phase(format!("{n} nodes started and bootstrapped; {churn}"));
     let build_s = t0.elapsed().as_secs_f64();
-    phase(format!("{n} nodes bootstrapped"));
     // Let the gossip meshes settle for a few heartbeats.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_after = rss_bytes();
+    // The idle network's own cost: what it spends with nothing asked of it
+    // (pings, gossip heartbeats, Kademlia's liveness checks, pruning).
+    const IDLE: Duration = Duration::from_secs(20);
+    let (idle_before, cpu_before) = (Churn::of(&nodes).await, cpu_seconds());
+    tokio::time::sleep(IDLE).await;
+    let (idle_after, cpu_after) = (Churn::of(&nodes).await, cpu_seconds());
+    let idle_cpu_cores = (cpu_after - cpu_before) / IDLE.as_secs_f64();
+    let idle_opened_per_node_per_min =
+        (idle_after.dialed - idle_before.dialed) as f64 / n as f64 * (60.0 / IDLE.as_secs_f64());
+    phase(format!(
+        "idle for {} s: {idle_cpu_cores:.2} cores busy, {idle_opened_per_node_per_min:.1} connections opened per node per minute",
+        IDLE.as_secs()
+    ));
 
     // DHT: records put by random nodes, looked up by other random nodes.
     let t1 = Instant::now();
@@ -864,6 +904,9 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
         "connections_closed_per_node": churn.closed as f64 / n as f64,
         "kad_background_queries_per_node": churn.background_queries as f64 / n as f64,
         "cpu_seconds": cpu_seconds(),
+        "unfinished_bootstraps": unfinished_bootstraps,
+        "idle_cpu_cores": idle_cpu_cores,
+        "idle_connections_opened_per_node_per_min": idle_opened_per_node_per_min,
         "build_seconds": build_s,
         "dht_seconds": dht_s,
         "gossip_seconds": gossip_s,
