@@ -1141,12 +1141,10 @@ impl Task {
                     .insert(connection_id, endpoint.get_remote_address().clone());
                 if endpoint.is_dialer() {
                     self.churn.dialed += 1;
-                } else {
-                    self.churn.accepted += 1;
-                }
-                if endpoint.is_dialer() {
                     self.book
                         .add_addr(peer_id, endpoint.get_remote_address().clone());
+                } else {
+                    self.churn.accepted += 1;
                 }
                 let e = self.book.entry(peer_id);
                 e.connections = num_established.get();

@@ -551,12 +551,17 @@ struct Churn {
 
 impl Churn {
     async fn of(nodes: &[Node]) -> Self {
-        let mut c = Churn::default();
-        for s in libp2p_join(nodes.iter().map(Node::stats))
+        let stats: Vec<fog_p2p::Stats> = libp2p_join(nodes.iter().map(Node::stats))
             .await
             .into_iter()
             .flatten()
-        {
+            .collect();
+        Self::sum(&stats)
+    }
+
+    fn sum(stats: &[fog_p2p::Stats]) -> Self {
+        let mut c = Churn::default();
+        for s in stats {
             c.dialed += s.connections_dialed;
             c.closed += s.connections_closed;
             c.background_queries += s.kad_background_queries;
@@ -869,7 +874,7 @@ async fn bench_network(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     let gossip_s = t2.elapsed().as_secs_f64();
     phase("gossip measured".to_owned());
     let connections: usize = after.iter().map(|s| s.connected_peers).sum();
-    let churn = Churn::of(&nodes).await;
+    let churn = Churn::sum(&after);
     let routing: usize = after.iter().map(|s| s.routing_table).sum();
 
     for node in nodes {

@@ -632,12 +632,11 @@ impl MixPlane {
     /// Whether the directory now holds the mix at `address` (a route can
     /// end there).
     pub(crate) fn knows(&self, address: [u8; 32]) -> bool {
-        let address = NodeAddress::from_bytes(address);
         self.inner
             .snapshot()
-            .members
-            .iter()
-            .any(|m| m.address == address)
+            .directory
+            .get(NodeAddress::from_bytes(address))
+            .is_some()
     }
 
     /// The address the listener is bound to.

@@ -1037,8 +1037,7 @@ impl Runtime {
             _ => return None,
         };
         let state = self.lock();
-        let address = state.members.get(peer)?.heartbeat.mix_address.as_ref()?;
-        let address: [u8; 32] = hex::decode(address).ok()?.try_into().ok()?;
+        let address = mix_address(&state.members.get(peer)?.heartbeat)?;
         let privacy = state
             .jobs
             .get(job_of(&task))
@@ -1052,13 +1051,10 @@ impl Runtime {
     /// when either side has no mix plane, else only when this plane's
     /// directory holds the node's mix.
     fn mix_reachable(&self, hb: &Heartbeat) -> bool {
-        let (Some(mix), Some(address)) = (&self.mix, &hb.mix_address) else {
+        let (Some(mix), Some(_)) = (&self.mix, &hb.mix_address) else {
             return true;
         };
-        hex::decode(address)
-            .ok()
-            .and_then(|a| <[u8; 32]>::try_from(a).ok())
-            .is_some_and(|a| mix.knows(a))
+        mix_address(hb).is_some_and(|a| mix.knows(a))
     }
 
     /// Hands the mix plane every live node's descriptor.
@@ -2664,6 +2660,11 @@ impl Runtime {
             }
         }
     }
+}
+
+/// The mix address a heartbeat announces, when it announces a well-formed one.
+fn mix_address(hb: &Heartbeat) -> Option<[u8; 32]> {
+    hex::decode(hb.mix_address.as_ref()?).ok()?.try_into().ok()
 }
 
 fn parse_account(hex_text: &str) -> Result<AccountId, ()> {
