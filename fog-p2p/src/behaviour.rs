@@ -136,11 +136,13 @@ impl Behaviour {
             },
         );
         let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
-        kad.set_mode(match config.kad_mode {
-            KadMode::Auto => None,
-            KadMode::Server => Some(kad::Mode::Server),
-            KadMode::Client => Some(kad::Mode::Client),
-        });
+        // In `Auto` the node task, not Kademlia's own rule (server once any
+        // external address is confirmed), decides: a relayed address must
+        // not make a DHT server (`Task::update_kad_mode`).
+        kad.set_mode(Some(match config.kad_mode {
+            KadMode::Server => kad::Mode::Server,
+            KadMode::Auto | KadMode::Client => kad::Mode::Client,
+        }));
 
         let mut gossip_config = gossipsub::ConfigBuilder::default();
         gossip_config

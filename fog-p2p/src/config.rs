@@ -12,8 +12,12 @@ use crate::transport::TransportFactory;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum KadMode {
-    /// Client until an external address is confirmed (by AutoNAT), then
-    /// server: the node only answers DHT queries once others can reach it.
+    /// Client until a direct external address is confirmed (by AutoNAT or
+    /// given in [`Config::external`]), then server: the node only answers
+    /// DHT queries once others can reach it. An address through a relay
+    /// circuit does not count: relays cap each circuit's time and bytes,
+    /// which DHT traffic would exhaust, so a node reachable only that way
+    /// stays a client.
     #[default]
     Auto,
     /// Always a server (loopback networks, tests, well-known bootstrap nodes).

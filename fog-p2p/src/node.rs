@@ -411,7 +411,14 @@ impl Node {
         }
         let (commands, rx) = mpsc::channel(config.command_capacity.max(1));
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
-        let kad_server = matches!(config.kad_mode, crate::KadMode::Server);
+        let kad_server = match config.kad_mode {
+            crate::KadMode::Server => true,
+            crate::KadMode::Client => false,
+            crate::KadMode::Auto => has_direct_external(&swarm),
+        };
+        if kad_server {
+            swarm.behaviour_mut().kad.set_mode(Some(kad::Mode::Server));
+        }
         let task = Task {
             swarm,
             rx,
@@ -1082,6 +1089,26 @@ impl Task {
         }
     }
 
+    /// In [`crate::KadMode::Auto`], serves the DHT exactly while a direct
+    /// (not relayed) external address is confirmed.
+    fn update_kad_mode(&mut self) {
+        if self.config.kad_mode != crate::KadMode::Auto {
+            return;
+        }
+        let server = has_direct_external(&self.swarm);
+        if server != self.kad_server {
+            self.kad_server = server;
+            let mode = if server {
+                kad::Mode::Server
+            } else {
+                kad::Mode::Client
+            };
+            tracing::info!(?mode, "kademlia mode");
+            self.swarm.behaviour_mut().kad.set_mode(Some(mode));
+            self.emit(Event::KadServer(server));
+        }
+    }
+
     fn listen_via_relay(&mut self) {
         let Some(relay) = self.book.relay_candidates().into_iter().next() else {
             return;
@@ -1171,6 +1198,11 @@ impl Task {
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
                 tracing::info!(%address, "external address confirmed");
+                self.update_kad_mode();
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                tracing::info!(%address, "external address expired");
+                self.update_kad_mode();
             }
             SwarmEvent::Behaviour(ev) => self.behaviour_event(ev),
             _ => {}
@@ -1487,4 +1519,12 @@ impl Task {
             _ => {}
         }
     }
+}
+
+/// Whether the swarm has a confirmed external address that is not a relay
+/// circuit.
+fn has_direct_external(swarm: &Swarm<Behaviour>) -> bool {
+    swarm
+        .external_addresses()
+        .any(|a| !a.iter().any(|p| p == Protocol::P2pCircuit))
 }

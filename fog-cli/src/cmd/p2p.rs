@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use fog_p2p::{Config, Event, KadMode, Multiaddr, Node, PeerId, Protocol};
+use fog_p2p::{Config, Event, KadMode, Multiaddr, NatStatus, Node, PeerId, Protocol};
 use serde_json::json;
 
 use crate::cli::GlobalArgs;
@@ -172,8 +172,15 @@ fn config(net: &NetOptions) -> Config {
     if net.kad_server {
         c.kad_mode = KadMode::Server;
     }
-    if net.listen.iter().chain(&net.bootstrap).any(is_local) {
-        // A loopback or LAN network: AutoNAT may trust private addresses.
+    if net
+        .listen
+        .iter()
+        .chain(&net.bootstrap)
+        .chain(&net.external)
+        .any(is_local)
+    {
+        // A loopback, LAN or VPN network: AutoNAT may dial back (and trust)
+        // private addresses.
         c.autonat_local = true;
     }
     c
@@ -285,10 +292,20 @@ fn print_event(ev: &Event, json: bool) -> anyhow::Result<()> {
             json!({"event": "peer_down", "peer": p.to_string()}),
             format!("peer down {p}"),
         ),
-        Event::Nat(s) => (
-            json!({"event": "nat", "status": format!("{s:?}")}),
-            format!("reachability {s:?}"),
-        ),
+        Event::Nat(s) => {
+            let (status, addr) = match s {
+                NatStatus::Public(a) => ("public", Some(a.to_string())),
+                NatStatus::Private => ("private", None),
+                _ => ("unknown", None),
+            };
+            (
+                json!({"event": "nat", "status": status, "addr": addr}),
+                match &addr {
+                    Some(a) => format!("reachability: {status} at {a}"),
+                    None => format!("reachability: {status}"),
+                },
+            )
+        }
         Event::KadServer(s) => (
             json!({"event": "kad_mode", "server": s}),
             format!("dht server mode: {s}"),
