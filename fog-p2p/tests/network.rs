@@ -473,3 +473,185 @@ async fn bans_survive_a_restart() {
     .await
     .expect("hang guard");
 }
+
+/// Peer management under load: the connection limit turns peers away, and
+/// above the target peer count the lowest-scored peers are pruned first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_holds_and_the_worst_peers_are_pruned() {
+    tokio::time::timeout(GUARD, async {
+        logs();
+        let mut hc = memory_only();
+        hc.max_connections = 5;
+        hc.target_peers = 3;
+        // New connections are spared for the longer of these (they may be
+        // serving a lookup); short here so that pruning starts soon.
+        hc.idle_timeout = Duration::from_secs(3);
+        hc.query_timeout = Duration::from_secs(3);
+        let hub = Node::start(hc).await.unwrap();
+        let hub_addr = first_addr(&hub).await;
+        let mut hub_events = hub.events();
+        let mut spokes = Vec::new();
+        for _ in 0..7 {
+            spokes.push(Node::start(memory_only()).await.unwrap());
+        }
+        let ids: Vec<PeerId> = spokes.iter().map(Node::peer_id).collect();
+        let connected = |peers: &[fog_p2p::PeerInfo]| -> Vec<PeerId> {
+            peers
+                .iter()
+                .filter(|p| p.connected)
+                .map(|p| p.peer_id)
+                .collect()
+        };
+
+        // Five fill the hub up to its limit.
+        for s in &spokes[..5] {
+            s.dial(hub_addr.clone()).await.unwrap();
+        }
+        eventually("five spokes connected", || async {
+            let n = connected(&hub.peers().await.unwrap()).len();
+            if n == 5 { Ok(()) } else { Err(n) }
+        })
+        .await;
+        // Two more are turned away.
+        for s in &spokes[5..] {
+            let _ = s.dial(hub_addr.clone()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = connected(&hub.peers().await.unwrap());
+        assert!(now.len() <= 5, "over the limit: {now:?}");
+        assert!(
+            !now.contains(&ids[5]) && !now.contains(&ids[6]),
+            "a spoke past the limit got in: {now:?}"
+        );
+
+        // Two misbehave; once the grace period is over the excess of two
+        // goes, and it is those two.
+        for p in [ids[3], ids[4]] {
+            hub.report_misbehaviour(p).await.unwrap();
+        }
+        let mut gone = Vec::new();
+        while !(gone.contains(&ids[3]) && gone.contains(&ids[4])) {
+            let p = wait_for(&mut hub_events, |e| match e {
+                Event::PeerDisconnected(p) => Some(*p),
+                _ => None,
+            })
+            .await;
+            assert!(
+                !ids[..3].contains(&p),
+                "a well-behaved peer was pruned before the misbehaving ones: {p}"
+            );
+            gone.push(p);
+        }
+        let left = connected(&hub.peers().await.unwrap());
+        for p in &ids[..3] {
+            assert!(left.contains(p), "{p} should stay: {left:?}");
+        }
+        hub.shutdown().await;
+        for s in spokes {
+            s.shutdown().await;
+        }
+    })
+    .await
+    .expect("hang guard");
+}
+
+/// A plain libp2p node (stock identify and ping, nothing from fog).
+#[derive(libp2p::swarm::NetworkBehaviour)]
+struct Stock {
+    identify: libp2p::identify::Behaviour,
+    ping: libp2p::ping::Behaviour,
+}
+
+/// Dials `addr` from a stock libp2p node and pings it; returns the
+/// protocols the fog node announces through identify (and identify push)
+/// once every one of `want` is among them.
+async fn stock_view(addr: Multiaddr, want: &[&str]) -> Vec<String> {
+    use libp2p::futures::StreamExt as _;
+    use libp2p::swarm::SwarmEvent;
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|key| Stock {
+            identify: libp2p::identify::Behaviour::new(libp2p::identify::Config::new(
+                "/ipfs/0.1.0".into(),
+                key.public(),
+            )),
+            ping: libp2p::ping::Behaviour::default(),
+        })
+        .unwrap()
+        .build();
+    swarm.dial(addr).unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    let mut pinged = false;
+    let done = tokio::time::timeout(Duration::from_secs(30), async {
+        while !pinged || !want.iter().all(|w| seen.iter().any(|s| s == w)) {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(StockEvent::Identify(
+                    libp2p::identify::Event::Received { info, .. },
+                )) => seen = info.protocols.iter().map(ToString::to_string).collect(),
+                SwarmEvent::Behaviour(StockEvent::Ping(libp2p::ping::Event {
+                    result: Ok(_),
+                    ..
+                })) => pinged = true,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        done.is_ok(),
+        "pinged: {pinged}; wanted {want:?}, announced {seen:?}"
+    );
+    seen
+}
+
+/// Other libp2p implementations can talk to a fog node: by default it
+/// speaks libp2p's standard protocol identifiers (a stock rust-libp2p node
+/// identifies and pings it and sees Kademlia, GossipSub, AutoNAT and the
+/// relay client under their usual names); a network name moves the DHT, GossipSub
+/// and direct messages under `/fog/<name>/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_libp2p_node_sees_the_standard_protocols() {
+    tokio::time::timeout(GUARD, async {
+        let fog = Node::start(tcp_config()).await.unwrap();
+        stock_view(
+            first_addr(&fog).await,
+            &[
+                "/ipfs/id/1.0.0",
+                "/ipfs/ping/1.0.0",
+                "/ipfs/kad/1.0.0",
+                "/meshsub/1.1.0",
+                "/libp2p/autonat/1.0.0",
+                // The relay client's; a relay server announces `.../hop`
+                // only once it has a confirmed external address
+                // (fog-cli's tests/p2p_netns.rs runs one).
+                "/libp2p/circuit/relay/0.2.0/stop",
+            ],
+        )
+        .await;
+        fog.shutdown().await;
+
+        let mut named = tcp_config();
+        named.network = Some("alpha".into());
+        let fog = Node::start(named).await.unwrap();
+        let seen = stock_view(
+            first_addr(&fog).await,
+            &["/fog/alpha/kad/1.0.0", "/fog/alpha/meshsub/1.1.0"],
+        )
+        .await;
+        assert!(
+            !seen
+                .iter()
+                .any(|s| s.starts_with("/ipfs/kad") || s.starts_with("/meshsub")),
+            "{seen:?}"
+        );
+        fog.shutdown().await;
+    })
+    .await
+    .expect("hang guard");
+}
