@@ -241,7 +241,7 @@ fn a_node_rotates_its_epochs_and_checks_layers_against_the_lottery() {
         serde_json::json!({
             "name": "a", "listen": listen, "directory": "directory.txt",
             "data_dir": ".", "workers": 1, "loop_rate": 0.0,
-            "epoch_secs": epoch_secs, "overlap_secs": 1.0,
+            "epoch_secs": epoch_secs, "overlap_secs": 1.0, "replay_rate": 500.0,
             "lottery": { "randomness": randomness, "slots": 3, "layers": 3 },
         })
         .to_string(),
@@ -276,6 +276,13 @@ fn a_node_rotates_its_epochs_and_checks_layers_against_the_lottery() {
     let listening = next("listening");
     let epoch = listening["epoch"].as_u64().unwrap();
     assert!((first..first + 5).contains(&epoch), "{listening}");
+    // The replay filter is sized for 500 packets/s over the epoch and its
+    // overlap.
+    assert_eq!(
+        listening["replay_capacity"].as_u64(),
+        Some(500 * (epoch_secs + 1)),
+        "{listening}"
+    );
     // Two of the three layer claims contradict the draw.
     assert_eq!(listening["directory"], 1, "{listening}");
     assert_eq!(

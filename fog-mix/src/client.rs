@@ -341,13 +341,23 @@ impl MixClient {
         Ok(())
     }
 
-    /// Queues `message` for the next slot of the payload stream.
+    /// Queues `message` for the next slot of the payload stream. A message
+    /// too long for `level` is refused here, not when its slot comes.
     pub fn queue(
         &mut self,
         level: PrivacyLevel,
         destination: Destination,
         message: Vec<u8>,
     ) -> Result<(), ClientError> {
+        let capacity = level.payload_capacity(self.builder.config().payload_size);
+        if message.len() > capacity {
+            return Err(BuildError::MessageTooLong {
+                level,
+                len: message.len(),
+                capacity,
+            }
+            .into());
+        }
         if self.queue.len() >= self.queue_limit {
             return Err(ClientError::QueueFull);
         }
@@ -365,7 +375,9 @@ impl MixClient {
     }
 
     /// Handles one event of the cover schedule: what the stream calls for
-    /// is built and sent.
+    /// is built and sent. A real message whose send fails (no circuit yet,
+    /// the transport refused it) goes back to the head of the queue for the
+    /// next payload slot; only one that cannot be built is dropped.
     pub fn on_event<R: CryptoRng + ?Sized>(
         &mut self,
         stream: Stream,
@@ -380,8 +392,14 @@ impl MixClient {
         match stream {
             Stream::Payload => {
                 if let Some(q) = self.queue.pop_front() {
-                    self.send_now(q.level, q.destination, &q.message, now, rng)?;
-                    Ok(Sent::Real)
+                    match self.send_now(q.level, q.destination, &q.message, now, rng) {
+                        Ok(_) => Ok(Sent::Real),
+                        Err(e @ ClientError::Build(_)) => Err(e),
+                        Err(e) => {
+                            self.queue.push_front(q);
+                            Err(e)
+                        }
+                    }
                 } else {
                     let m = cover_message(rng, 32);
                     let d = Destination::new(DROP_ADDRESS, [0; 16]);

@@ -505,6 +505,21 @@ mod tests {
     }
 
     #[test]
+    fn a_filter_sized_for_a_rate_holds_an_epoch_at_that_rate_within_the_target() {
+        // 2,000 packets/s over a one-hour epoch and its 15-minute overlap.
+        let c = ReplayConfig::for_rate(2000.0, Duration::from_mins(75));
+        assert_eq!(c.expected_packets, 9_000_000);
+        let (m, k) = c.dimensions().unwrap();
+        assert!(false_positive_rate(m, k, 9_000_000) <= 1e-6);
+        // Twice the traffic would break the target: the sizing is not lavish.
+        assert!(false_positive_rate(m, k, 18_000_000) > 1e-6);
+        assert_eq!(
+            ReplayConfig::for_rate(0.0, Duration::from_secs(10)).expected_packets,
+            1
+        );
+    }
+
+    #[test]
     fn rates_above_the_maximum_are_refused() {
         assert!(
             ReplayConfig::default()

@@ -1,6 +1,7 @@
 //! The mix node pipeline: counters, hostile bytes, TCP frames.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use fog_mix::x25519_dalek::{PublicKey, StaticSecret};
@@ -470,4 +471,349 @@ async fn a_rotation_keeps_the_previous_key_until_the_overlap_closes() {
             .await
     );
     wait_for(&node, |s| s.forwarded == 4).await;
+}
+
+/// A transport whose `send` blocks until the test opens it (or a generous
+/// hang guard runs out), so the worker calling it stalls; what it sends is
+/// recorded.
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+    /// Calls to `send` so far (including one blocked now).
+    entered: AtomicUsize,
+    sent: Mutex<Vec<(NodeAddress, Packet)>>,
+}
+
+impl Gate {
+    fn new() -> Self {
+        Gate {
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+            entered: AtomicUsize::new(0),
+            sent: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn entered(&self) -> usize {
+        self.entered.load(Ordering::SeqCst)
+    }
+
+    fn release(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+impl PacketTransport for Gate {
+    fn send(&self, next_hop: NodeAddress, packet: Packet) -> Result<(), TransportError> {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+        let open = self.open.lock().unwrap();
+        // Hang guard: a failed test never opens the gate.
+        let (open, _) = self
+            .opened
+            .wait_timeout_while(open, Duration::from_mins(2), |open| !*open)
+            .unwrap();
+        drop(open);
+        self.sent.lock().unwrap().push((next_hop, packet));
+        Ok(())
+    }
+}
+
+/// A PRIVATE packet whose first hop is the mix holding `first`, held there
+/// for `first_delay` and then sent on to `NodeAddress([2; 32])`.
+fn delayed_packet_for(first: &PublicKey, config: &PacketConfig, first_delay: Duration) -> Vec<u8> {
+    let other = PublicKey::from(&StaticSecret::from([99u8; 32]));
+    let route = [
+        RouteNode::new(NodeAddress::from_bytes([1; 32]), *first),
+        RouteNode::new(NodeAddress::from_bytes([2; 32]), other),
+        RouteNode::new(NodeAddress::from_bytes([3; 32]), other),
+    ];
+    let dest = Destination::new(DestinationAddress::from_bytes([9; 32]), [0; 16]);
+    PacketBuilder::new(*config)
+        .unwrap()
+        .build_with_delays(
+            PrivacyLevel::Private,
+            &route,
+            dest,
+            b"held",
+            &[first_delay, Duration::ZERO],
+            &mut rand::rng(),
+        )
+        .unwrap()
+        .packet
+        .into_bytes()
+}
+
+/// Like [`wait_for`] with a longer hang guard (a minute), for waits that
+/// include a packet's hold.
+async fn wait_long(node: &MixNode, what: impl Fn(&fog_mix::NodeStats) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    while tokio::time::Instant::now() < deadline {
+        if what(&node.stats()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("node never reached the expected state: {:?}", node.stats());
+}
+
+/// Every packet received is accounted for exactly once.
+fn accounted(s: &fog_mix::NodeStats) -> u64 {
+    s.forwarded
+        + s.delivered
+        + s.loop_cover_returned
+        + s.drop_cover_received
+        + s.inbox_delivered
+        + s.dropped_malformed
+        + s.dropped_unauthenticated
+        + s.replayed
+        + s.dropped_replay_full
+        + s.dropped_overload
+        + s.dropped_delay_too_long
+        + s.dropped_send_failed
+        + s.dropped_journal
+}
+
+/// Inbound back-pressure: with the only worker stalled in a blocking
+/// transport and its queue (two packets) full, `try_deliver` refuses and
+/// counts each refusal as overload, while `deliver` (async) and
+/// `deliver_blocking` wait instead of dropping. Once the transport lets go,
+/// both waiting calls complete and every accepted packet is forwarded:
+/// received = forwarded + dropped_overload, nothing left queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_worker_pushes_back_on_deliver_and_try_deliver_counts_overload() {
+    let config = PacketConfig::default();
+    let secret = StaticSecret::from([70u8; 32]);
+    let key = PublicKey::from(&secret);
+    let gate = Arc::new(Gate::new());
+    let mut node_config = NodeConfig::new(config).with_workers(1).with_worker_nice(0);
+    node_config.inbound_queue = 2;
+    let (node, _deliveries) =
+        MixNode::start(node_config, 0, secret, replay(), gate.clone()).unwrap();
+    let inbound = node.inbound();
+    let packets: Vec<Vec<u8>> = (0..7)
+        .map(|_| delayed_packet_for(&key, &config, Duration::ZERO))
+        .collect();
+
+    // The worker takes the first packet and blocks in the transport.
+    assert!(inbound.try_deliver(packets[0].clone()));
+    for _ in 0..12_000 {
+        if gate.entered() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(gate.entered(), 1, "the worker never reached the transport");
+    wait_for(&node, |s| s.inbound_depth == 0).await;
+
+    // Two more fill its queue; beyond that try_deliver drops and counts.
+    assert!(inbound.try_deliver(packets[1].clone()));
+    assert!(inbound.try_deliver(packets[2].clone()));
+    assert_eq!(node.stats().inbound_depth, 2);
+    assert!(!inbound.try_deliver(packets[3].clone()));
+    assert_eq!(node.stats().dropped_overload, 1);
+    assert!(!inbound.try_deliver(packets[4].clone()));
+    let s = node.stats();
+    assert_eq!((s.received, s.dropped_overload), (5, 2));
+    assert_eq!(s.inbound_depth, 2);
+
+    // deliver and deliver_blocking wait rather than drop.
+    let waiting = {
+        let inbound = inbound.clone();
+        let packet = packets[5].clone();
+        tokio::spawn(async move { inbound.deliver(packet).await })
+    };
+    let blocked = {
+        let inbound = inbound.clone();
+        let packet = packets[6].clone();
+        std::thread::spawn(move || inbound.deliver_blocking(packet))
+    };
+    // Both have been counted as received, neither is queued nor dropped.
+    wait_for(&node, |s| s.received == 7).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !waiting.is_finished(),
+        "deliver returned with every queue full"
+    );
+    assert!(
+        !blocked.is_finished(),
+        "deliver_blocking returned with every queue full"
+    );
+    let s = node.stats();
+    assert_eq!(
+        (s.inbound_depth, s.dropped_overload, s.forwarded),
+        (2, 2, 0)
+    );
+
+    // Released, the worker drains its queue and both waiting calls get in.
+    gate.release();
+    let queued = tokio::time::timeout(Duration::from_mins(1), waiting)
+        .await
+        .expect("deliver completes once the worker drains its queue")
+        .unwrap();
+    assert!(queued);
+    let blocked = tokio::task::spawn_blocking(move || blocked.join().unwrap());
+    let queued = tokio::time::timeout(Duration::from_mins(1), blocked)
+        .await
+        .expect("deliver_blocking completes once the worker drains its queue")
+        .unwrap();
+    assert!(queued);
+
+    // Every accepted packet is forwarded; the drops are the two refusals.
+    wait_long(&node, |s| s.forwarded == 5).await;
+    let s = node.stats();
+    assert_eq!(s.received, 7);
+    assert_eq!(s.dropped_overload, 2);
+    assert_eq!(s.received, accounted(&s));
+    assert_eq!((s.inbound_depth, s.delay_depth), (0, 0));
+    let sent = gate.sent.lock().unwrap();
+    assert_eq!(sent.len(), 5);
+    assert!(
+        sent.iter()
+            .all(|(hop, p)| *hop == NodeAddress::from_bytes([2; 32])
+                && p.len() == config.packet_len())
+    );
+}
+
+/// A packet asking its first hop for a hold longer than
+/// `NodeConfig::max_delay` is dropped and counted as
+/// `dropped_delay_too_long`; a hold of exactly the maximum is still
+/// accepted and forwarded, as is a packet with no hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delay_over_the_maximum_is_dropped_and_counted() {
+    let config = PacketConfig::default();
+    let secret = StaticSecret::from([71u8; 32]);
+    let key = PublicKey::from(&secret);
+    let recorder = Arc::new(Recorder::default());
+    let mut node_config = NodeConfig::new(config).with_workers(1);
+    node_config.max_delay = Duration::from_millis(200);
+    let (node, _deliveries) =
+        MixNode::start(node_config, 0, secret, replay(), recorder.clone()).unwrap();
+    let inbound = node.inbound();
+
+    let too_long = delayed_packet_for(&key, &config, Duration::from_secs(30));
+    let just_over = delayed_packet_for(
+        &key,
+        &config,
+        Duration::from_millis(200) + Duration::from_nanos(1),
+    );
+    assert!(inbound.deliver(too_long).await);
+    assert!(inbound.deliver(just_over).await);
+    wait_for(&node, |s| s.dropped_delay_too_long == 2).await;
+
+    let at_max = delayed_packet_for(&key, &config, Duration::from_millis(200));
+    let none = delayed_packet_for(&key, &config, Duration::ZERO);
+    assert!(inbound.deliver(at_max).await);
+    assert!(inbound.deliver(none).await);
+    wait_long(&node, |s| s.forwarded == 2).await;
+
+    let s = node.stats();
+    assert_eq!(s.received, 4);
+    assert_eq!(s.dropped_delay_too_long, 2);
+    assert_eq!(s.received, accounted(&s));
+    assert_eq!(s.delay_depth, 0);
+    assert_eq!(recorder.0.lock().unwrap().len(), 2);
+}
+
+/// A transport that fails with a fixed error other than `Full`.
+struct Failing(TransportError);
+impl PacketTransport for Failing {
+    fn send(&self, _: NodeAddress, _: Packet) -> Result<(), TransportError> {
+        Err(self.0.clone())
+    }
+}
+
+/// A transport that cannot reach the next hop (unknown peer, closed) is
+/// counted as `dropped_send_failed`, not as overload, whether the packet
+/// is sent straight from a worker or after a hold in the delay stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_transport_is_counted_as_send_failure() {
+    let config = PacketConfig::default();
+    for (i, error) in [
+        TransportError::UnknownPeer(NodeAddress::from_bytes([2; 32])),
+        TransportError::Closed,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let secret = StaticSecret::from([72 + i as u8; 32]);
+        let key = PublicKey::from(&secret);
+        let (node, _deliveries) = MixNode::start(
+            NodeConfig::new(config).with_workers(1),
+            0,
+            secret,
+            replay(),
+            Arc::new(Failing(error.clone())),
+        )
+        .unwrap();
+        let inbound = node.inbound();
+        assert!(
+            inbound
+                .deliver(delayed_packet_for(&key, &config, Duration::ZERO))
+                .await
+        );
+        assert!(
+            inbound
+                .deliver(delayed_packet_for(&key, &config, Duration::from_millis(5)))
+                .await
+        );
+        wait_long(&node, |s| s.dropped_send_failed == 2).await;
+        let s = node.stats();
+        assert_eq!(
+            (s.received, s.forwarded, s.dropped_overload),
+            (2, 0, 0),
+            "{error:?}"
+        );
+        assert_eq!(s.received, accounted(&s), "{error:?}");
+        assert_eq!(s.delay_depth, 0, "{error:?}");
+    }
+}
+
+/// `delay_depth` shows the packets held in the delay stage: three packets
+/// held for seconds are counted there (and not forwarded) while a packet
+/// without a hold goes straight through; once their hold is over they are
+/// forwarded and the depth is back to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_depth_counts_held_packets_until_they_leave() {
+    let config = PacketConfig::default();
+    let secret = StaticSecret::from([75u8; 32]);
+    let key = PublicKey::from(&secret);
+    let recorder = Arc::new(Recorder::default());
+    let (node, _deliveries) = MixNode::start(
+        NodeConfig::new(config).with_workers(1),
+        0,
+        secret,
+        replay(),
+        recorder.clone(),
+    )
+    .unwrap();
+    let inbound = node.inbound();
+    assert_eq!(node.stats().delay_depth, 0);
+
+    // Long enough that the test sees them held even on a loaded machine.
+    let hold = Duration::from_secs(10);
+    for _ in 0..3 {
+        assert!(
+            inbound
+                .deliver(delayed_packet_for(&key, &config, hold))
+                .await
+        );
+    }
+    assert!(
+        inbound
+            .deliver(delayed_packet_for(&key, &config, Duration::ZERO))
+            .await
+    );
+    wait_for(&node, |s| s.delay_depth == 3 && s.forwarded == 1).await;
+    let s = node.stats();
+    assert_eq!((s.received, s.delay_depth, s.forwarded), (4, 3, 1));
+    assert_eq!(recorder.0.lock().unwrap().len(), 1);
+
+    // After the hold they leave and nothing is held any more.
+    wait_long(&node, |s| s.forwarded == 4).await;
+    wait_long(&node, |s| s.delay_depth == 0).await;
+    let s = node.stats();
+    assert_eq!((s.received, s.forwarded, s.delay_depth), (4, 4, 0));
+    assert_eq!(s.received, accounted(&s));
+    assert_eq!(recorder.0.lock().unwrap().len(), 4);
 }

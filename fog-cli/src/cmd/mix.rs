@@ -95,7 +95,12 @@ struct NodeArgs {
     /// epoch is then unix time / epoch_secs), "overlap_secs" (how long the
     /// previous key stays valid, default a quarter epoch), "lottery"
     /// ({"randomness": hex, "slots", "layers", "require_tickets"}: check
-    /// descriptor layers against the VRF relay lottery)}.
+    /// descriptor layers against the VRF relay lottery), "replay_rate"
+    /// (the peak packets per second the node expects, default 1,000: with
+    /// "epoch_secs" each epoch's replay filter is sized for that rate over
+    /// the epoch and its overlap, at a false-positive rate of 1e-6),
+    /// "replay_packets" (the filter's size in packets instead; the default
+    /// without "epoch_secs" is 10,000,000)}.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
 }
@@ -456,6 +461,32 @@ fn set_peers(transport: &TcpTransport, directory: &Directory) -> anyhow::Result<
 }
 
 /// Seconds since the Unix epoch.
+/// The replay filter's sizing: `packets` when given; otherwise `rate`
+/// packets per second (default 1,000) over `window` (an epoch and its
+/// overlap) when epochs rotate; otherwise 10,000,000 packets.
+fn replay_sizing(
+    packets: Option<u64>,
+    rate: Option<f64>,
+    window: Option<Duration>,
+) -> anyhow::Result<ReplayConfig> {
+    if let Some(r) = rate
+        && !(r.is_finite() && r > 0.0)
+    {
+        bail!("\"replay_rate\" must be a positive number of packets per second");
+    }
+    let config = match (packets, window) {
+        (Some(0), _) => bail!("\"replay_packets\" must be at least 1"),
+        (Some(n), _) => ReplayConfig::new(n),
+        (None, Some(window)) => ReplayConfig::for_rate(rate.unwrap_or(1000.0), window),
+        (None, None) => ReplayConfig::new(10_000_000),
+    };
+    // Refused here, with the reason, rather than when the filter opens.
+    config
+        .dimensions()
+        .context("the replay filter cannot be sized so")?;
+    Ok(config)
+}
+
 fn unix_now() -> Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -582,9 +613,14 @@ async fn node(args: &NodeArgs, json: bool) -> anyhow::Result<()> {
     }
     let loop_address = DestinationAddress::from_bytes(*me.as_bytes());
     node_config = node_config.with_loop_address(loop_address);
+    let replay_config = replay_sizing(
+        field("replay_packets").and_then(serde_json::Value::as_u64),
+        field("replay_rate").and_then(serde_json::Value::as_f64),
+        epoch_len.map(|len| len + overlap.unwrap_or_default()),
+    )?;
     let replay_dir = data_dir.join(format!("{name}.replay"));
     let open_replay = |epoch: u64| {
-        ReplayFilter::open(&replay_dir, epoch, &ReplayConfig::new(10_000_000))
+        ReplayFilter::open(&replay_dir, epoch, &replay_config)
             .with_context(|| format!("cannot open the replay filter in {}", replay_dir.display()))
     };
     let transport = Arc::new(tcp_transport(&directory, &packet)?);
@@ -631,7 +667,7 @@ async fn node(args: &NodeArgs, json: bool) -> anyhow::Result<()> {
             writeln!(
                 out,
                 "{}",
-                json!({ "event": "listening", "name": name, "address": listener.local_addr(), "node_address": to_hex(me.as_bytes()), "epoch": epoch, "directory": directory.len(), "refused": refused })
+                json!({ "event": "listening", "name": name, "address": listener.local_addr(), "node_address": to_hex(me.as_bytes()), "epoch": epoch, "directory": directory.len(), "refused": refused, "replay_capacity": mix.replay_stats().capacity })
             )?;
         } else {
             writeln!(out, "{name} listening on {}", listener.local_addr())?;
@@ -953,6 +989,20 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// X25519 alone, `rounds` chained variable-base scalar multiplications on
+/// this thread: operations per second. The floor under every Sphinx hop,
+/// which takes two (the shared secret and the blinding of the group
+/// element).
+fn x25519_rate(secret: &StaticSecret, rounds: usize) -> f64 {
+    let started = Instant::now();
+    let mut point = PublicKey::from(secret);
+    for _ in 0..rounds {
+        point = PublicKey::from(secret.diffie_hellman(&point).to_bytes());
+    }
+    std::hint::black_box(point);
+    rounds as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Plain `sphinx-packet` processing of `packets` under `secret` on this
 /// thread: packets per second.
 fn raw_rate(packets: &[Vec<u8>], secret: &StaticSecret) -> anyhow::Result<f64> {
@@ -1144,24 +1194,15 @@ pub(crate) fn bench(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()>
         config = config.with_worker_nice(nice);
     }
 
-    // X25519 alone: the floor under every Sphinx hop (two scalar
-    // multiplications: the shared secret and the blinding).
-    let started = Instant::now();
-    let rounds = n.min(20_000);
-    let mut point = key;
-    for _ in 0..rounds {
-        point = PublicKey::from(secret.diffie_hellman(&point).to_bytes());
-    }
-    std::hint::black_box(point);
-    let x25519_per_s = rounds as f64 / started.elapsed().as_secs_f64();
-
     // Plain sphinx-packet processing on one core, the same on every core
     // at once (what this machine gives right now), and the node pipeline
     // on every core, delays zeroed; alternated, best of ROUNDS each.
+    let mut x25519_rounds = Vec::with_capacity(ROUNDS);
     let mut raw_rounds = Vec::with_capacity(ROUNDS);
     let mut parallel_rounds = Vec::with_capacity(ROUNDS);
     let mut pipeline_rounds = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
+        x25519_rounds.push(x25519_rate(&secret, n.min(20_000)));
         raw_rounds.push(raw_rate(&packets, &secret)?);
         let share = packets.len().div_ceil(cores);
         let parallel = std::thread::scope(|scope| {
@@ -1181,6 +1222,7 @@ pub(crate) fn bench(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()>
         pipeline_rounds.push(pipeline_rate(packets.clone(), &config, &secret)?);
     }
     let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let x25519_per_s = best(&x25519_rounds);
     let raw_pps = best(&raw_rounds);
     let raw_parallel_pps = best(&parallel_rounds);
     let pipeline_pps = best(&pipeline_rounds);
@@ -1237,6 +1279,7 @@ pub(crate) fn bench(args: &BenchArgs, global: &GlobalArgs) -> anyhow::Result<()>
         "raw_parallel_pps": raw_parallel_pps,
         "ratio_vs_parallel_raw": pipeline_pps / raw_parallel_pps,
         "raw_pps_rounds": raw_rounds,
+        "x25519_ops_per_s_rounds": x25519_rounds,
         "raw_parallel_pps_rounds": parallel_rounds,
         "pipeline_pps_rounds": pipeline_rounds,
         "added_latency_p50_us": p50,
