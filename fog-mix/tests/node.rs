@@ -817,3 +817,157 @@ async fn delay_depth_counts_held_packets_until_they_leave() {
     assert_eq!(s.received, accounted(&s));
     assert_eq!(recorder.0.lock().unwrap().len(), 4);
 }
+
+/// A full replay filter never panics: once it holds as many tags as it was
+/// sized for, fresh packets are refused and counted as `dropped_replay_full`
+/// (the filter counts them too), while a replay of a recorded packet is
+/// still told apart and counted as a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_replay_filter_refuses_and_counts_fresh_packets() {
+    let config = PacketConfig::default();
+    let secret = StaticSecret::from([77u8; 32]);
+    let key = PublicKey::from(&secret);
+    let recorder = Arc::new(Recorder::default());
+    let (node, _deliveries) = MixNode::start(
+        NodeConfig::new(config).with_workers(1),
+        0,
+        secret,
+        ReplayFilter::in_memory(0, &ReplayConfig::new(2)).unwrap(),
+        recorder.clone(),
+    )
+    .unwrap();
+    let inbound = node.inbound();
+    let packets: Vec<Vec<u8>> = (0..4).map(|_| packet_for(&key, &config)).collect();
+    for p in &packets {
+        assert!(inbound.deliver(p.clone()).await);
+    }
+    assert!(inbound.deliver(packets[0].clone()).await);
+    wait_for(&node, |s| s.received == 5 && accounted(s) == 5).await;
+    let s = node.stats();
+    assert_eq!(
+        (s.forwarded, s.dropped_replay_full, s.replayed),
+        (2, 2, 1),
+        "{s:?}"
+    );
+    let r = node.replay_stats();
+    assert_eq!((r.inserted, r.capacity, r.refused_full), (2, 2, 2), "{r:?}");
+    assert_eq!(recorder.0.lock().unwrap().len(), 2);
+}
+
+/// The TCP transport's bounds: a packet for one peer more than `max_peers`
+/// is refused as `Full`; towards a peer that never reads, the queue stops
+/// at `peer_queue` packets (once the kernel's socket buffers are full) and
+/// further sends are refused as `Full`, never buffered without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tcp_transport_bounds_its_peers_and_its_queues() {
+    use tokio::net::TcpListener;
+    let config = PacketConfig::default();
+    let codec = FrameCodec::new(&config);
+    let key = PublicKey::from(&StaticSecret::from([78u8; 32]));
+    let packet = Packet::from_bytes(packet_for(&key, &config), &config).unwrap();
+    // Accepts and then never reads.
+    let sink = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sink_addr = sink.local_addr().unwrap();
+    let keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = sink.accept().await {
+            held.push(s);
+        }
+    });
+    let mut tcp = TcpConfig::default();
+    tcp.peer_queue = 2;
+    tcp.max_peers = 1;
+    let transport = fog_mix::TcpTransport::new(codec, tcp);
+    let (a, b) = (
+        NodeAddress::from_bytes([0xa1; 32]),
+        NodeAddress::from_bytes([0xb2; 32]),
+    );
+    transport.set_peer(a, sink_addr);
+    transport.set_peer(b, "127.0.0.1:9".parse().unwrap());
+    transport.send(a, packet.clone()).unwrap();
+    assert!(matches!(
+        transport.send(b, packet.clone()),
+        Err(TransportError::Full)
+    ));
+
+    // About 10 MB of frames at most fit in the two sockets' buffers; the
+    // queue fills after them.
+    let mut refused = None;
+    for i in 0..20_000 {
+        match transport.send(a, packet.clone()) {
+            Ok(()) => {}
+            Err(TransportError::Full) => {
+                refused = Some(i);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        if i % 64 == 0 {
+            // Let the writer move what it can into the socket.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    assert!(
+        refused.is_some(),
+        "20,000 packets queued towards a stalled peer"
+    );
+    assert!(transport.pending() <= 2, "{}", transport.pending());
+    keep.abort();
+}
+
+/// `listen` serves at most `max_connections` connections: a further one is
+/// closed on accept, and once a served connection ends a new one is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_serves_at_most_max_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let config = PacketConfig::default();
+    let codec = FrameCodec::new(&config);
+    let secret = StaticSecret::from([79u8; 32]);
+    let key = PublicKey::from(&secret);
+    let (node, _deliveries) = MixNode::start(
+        NodeConfig::new(config).with_workers(1),
+        0,
+        secret,
+        replay(),
+        Arc::new(Recorder::default()),
+    )
+    .unwrap();
+    let mut tcp = TcpConfig::default();
+    tcp.max_connections = 1;
+    let listener = fog_mix::listen("127.0.0.1:0".parse().unwrap(), codec, tcp, node.inbound())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    // The first is served: a frame on it arrives.
+    first
+        .write_all(&codec.encode(&packet_for(&key, &config)).unwrap())
+        .await
+        .unwrap();
+    wait_for(&node, |s| s.received == 1).await;
+    // The second is closed at once: its read ends (EOF or reset).
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let mut byte = [0u8; 1];
+    let ended = tokio::time::timeout(Duration::from_secs(30), second.read(&mut byte))
+        .await
+        .expect("the connection over the limit is closed");
+    assert!(matches!(ended, Ok(0) | Err(_)), "{ended:?}");
+    // The first goes on, and when it ends a new one is served.
+    drop(first);
+    let mut served = false;
+    for _ in 0..300 {
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        let _ = third
+            .write_all(&codec.encode(&packet_for(&key, &config)).unwrap())
+            .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if node.stats().received == 2 {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "no connection served after the first ended");
+    let s = node.stats();
+    assert_eq!(s.received, 2);
+}
