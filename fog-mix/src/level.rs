@@ -30,8 +30,11 @@ use crate::packet::{PAYLOAD_OVERHEAD, SECRET_ENVELOPE_LEN};
 ///
 /// **`Public` gives no unlinkability against its single hop**: that one mix
 /// sees both who sent the packet (the connection it arrived on) and where it
-/// is delivered. It only hides the pair from an observer who watches the
-/// network but not that mix, and then only through that mix's delay.
+/// is delivered. Senders draw no delay for a packet's last hop, so that
+/// one mix holds nothing: against an observer of the network alone the
+/// pair is hidden only by the other packets crossing the mix at the same
+/// moment (`fog mix sim` reports 0 bits for PUBLIC). It keeps the payload
+/// from the network, not the sender from the receiver's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum PrivacyLevel {

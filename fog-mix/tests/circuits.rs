@@ -225,3 +225,283 @@ fn an_impossible_route_is_an_error_not_a_loop() {
             .is_err()
     );
 }
+
+/// Three layers of five mixes in their own families and /16s, plus mixes
+/// that collide: a layer-1 mix in layer-0 mix `op0_0`'s family, a layer-0
+/// mix in `op0_1`'s family, a layer-0 mix in `10.2/16` and a layer-2 mix in
+/// `10.6/16` (both held by other mixes), and two mixes of the empty family.
+fn colliding_network() -> Vec<NodeDescriptor> {
+    let mut descriptors: Vec<NodeDescriptor> = (0..15u8)
+        .map(|i| {
+            let (layer, j) = (i / 5, i % 5);
+            descriptor(
+                i + 1,
+                layer,
+                100,
+                &format!("op{layer}_{j}"),
+                &format!("10.{i}.0.1:1789"),
+            )
+        })
+        .collect();
+    descriptors.push(descriptor(40, 1, 100, "op0_0", "10.200.0.1:1789"));
+    descriptors.push(descriptor(41, 0, 100, "op0_1", "10.201.0.1:1789"));
+    descriptors.push(descriptor(42, 0, 100, "x42", "10.2.5.5:1789"));
+    descriptors.push(descriptor(43, 2, 100, "x43", "10.6.9.9:1789"));
+    descriptors.push(descriptor(44, 1, 100, "", "10.202.0.1:1789"));
+    descriptors.push(descriptor(45, 2, 100, "", "10.203.0.1:1789"));
+    descriptors
+}
+
+/// Asserts that `route` is a valid `level` route over `dir`: `level.hops()`
+/// mixes, hop `i` from layer `i mod layers`, no mix twice, no non-empty
+/// family twice and no IPv4 /16 twice.
+fn assert_valid_route(dir: &Directory, level: PrivacyLevel, route: &[NodeAddress]) {
+    assert_eq!(route.len(), level.hops(), "{level} route {route:?}");
+    let layers = usize::from(dir.layers());
+    let ds: Vec<&NodeDescriptor> = route.iter().map(|a| dir.get(*a).unwrap()).collect();
+    for (hop, d) in ds.iter().enumerate() {
+        assert_eq!(usize::from(d.layer()), hop % layers, "{level} hop {hop}");
+    }
+    let mixes: HashSet<NodeAddress> = route.iter().copied().collect();
+    assert_eq!(mixes.len(), route.len(), "{level}: mix repeated");
+    let families: Vec<&str> = ds
+        .iter()
+        .map(|d| d.family())
+        .filter(|f| !f.is_empty())
+        .collect();
+    let distinct: HashSet<&str> = families.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        families.len(),
+        "{level}: family repeated in {ds:?}"
+    );
+    let subnets: HashSet<String> = ds
+        .iter()
+        .map(|d| d.address().split('.').take(2).collect::<Vec<_>>().join("."))
+        .collect();
+    assert_eq!(subnets.len(), ds.len(), "{level}: /16 repeated in {ds:?}");
+}
+
+/// One `CircuitPool` serves every privacy level: PUBLIC, PRIVATE,
+/// CONFIDENTIAL and SECRET circuits have 1, 3, 5 and 7 hops, hop `i` from
+/// layer `i mod 3`, with no family or /16 twice in a circuit (on a directory
+/// that has family and /16 collisions, within and across layers). Every
+/// level's pool is reused until exactly the lifetime has passed and is then
+/// rebuilt in full. A mix reported failed is dropped from every level's
+/// pool at once (each dropped circuit counted as rebuilt), and no level
+/// routes through it while it is excluded, even across two further
+/// rotations that rebuild every pool.
+#[test]
+fn pools_serve_every_level_and_rotate_and_avoid_failed_mixes_per_level() {
+    let (dir, rejected) = Directory::new(colliding_network());
+    assert!(rejected.is_empty());
+    assert_eq!(dir.layers(), 3);
+    let mut config = PoolConfig::default();
+    config.circuits_per_level = 6;
+    config.lifetime = Duration::from_mins(1);
+    // Longer than the lifetime: rotations happen while the mix is excluded.
+    config.failure_ttl = Duration::from_secs(150);
+    let per_level = config.circuits_per_level;
+    let mut pool = CircuitPool::new(dir.clone(), config);
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let check_pools = |pool: &CircuitPool, built: Option<Duration>| {
+        for level in PrivacyLevel::ALL {
+            let pooled = pool.pooled(level);
+            assert_eq!(pooled.len(), per_level, "{level}");
+            for c in pooled {
+                assert_eq!(c.level(), level);
+                assert_valid_route(&dir, level, c.route());
+                if let Some(t) = built {
+                    assert_eq!(c.built(), t, "{level}");
+                }
+            }
+        }
+    };
+
+    // Every level's pool is filled on its first request.
+    let t0 = Duration::from_secs(1);
+    for level in PrivacyLevel::ALL {
+        let c = pool.circuit(level, t0, &mut rng).unwrap();
+        assert_eq!(c.level(), level);
+        assert_eq!(c.route().len(), level.hops());
+        assert!(pool.pooled(level).contains(&c));
+    }
+    assert_eq!(
+        PrivacyLevel::ALL.map(PrivacyLevel::hops),
+        [1, 3, 5, 7],
+        "hop counts per level"
+    );
+    check_pools(&pool, Some(t0));
+    assert_eq!(pool.rebuilt(), 0);
+
+    // Just inside the lifetime every pool is reused as it is.
+    let before: HashMap<PrivacyLevel, Vec<_>> = PrivacyLevel::ALL
+        .iter()
+        .map(|&l| (l, pool.pooled(l).to_vec()))
+        .collect();
+    let almost = (t0 + config.lifetime)
+        .checked_sub(Duration::from_nanos(1))
+        .unwrap();
+    for level in PrivacyLevel::ALL {
+        let c = pool.circuit(level, almost, &mut rng).unwrap();
+        assert!(before[&level].contains(&c));
+        assert_eq!(pool.pooled(level), before[&level].as_slice());
+    }
+    assert_eq!(pool.rebuilt(), 0);
+
+    // At the lifetime every circuit of every level is replaced.
+    let t1 = t0 + config.lifetime;
+    for level in PrivacyLevel::ALL {
+        pool.circuit(level, t1, &mut rng).unwrap();
+    }
+    check_pools(&pool, Some(t1));
+    assert_eq!(pool.rebuilt(), (4 * per_level) as u64);
+
+    // A layer-0 mix that every level's pool routes through fails.
+    let dead = dir
+        .descriptors()
+        .filter(|d| d.layer() == 0)
+        .map(NodeDescriptor::node_address)
+        .find(|a| {
+            PrivacyLevel::ALL
+                .iter()
+                .all(|&l| pool.pooled(l).iter().any(|c| c.route().contains(a)))
+        })
+        .expect("a layer-0 mix in every level's pool (seed-dependent)");
+    let through_dead: usize = PrivacyLevel::ALL
+        .iter()
+        .map(|&l| {
+            pool.pooled(l)
+                .iter()
+                .filter(|c| c.route().contains(&dead))
+                .count()
+        })
+        .sum();
+    let rebuilt = pool.rebuilt();
+    let tf = t1 + Duration::from_secs(1);
+    pool.mark_failed(dead, tf);
+    assert_eq!(pool.rebuilt(), rebuilt + through_dead as u64);
+    for level in PrivacyLevel::ALL {
+        assert!(pool.pooled(level).len() < per_level, "{level}");
+        assert!(
+            pool.pooled(level)
+                .iter()
+                .all(|c| !c.route().contains(&dead))
+        );
+    }
+
+    // While it is excluded (two more rotations, at t1 + 60 s and + 120 s),
+    // no level's circuit goes through it.
+    let mut t = tf;
+    while t < tf + config.failure_ttl {
+        for level in PrivacyLevel::ALL {
+            let c = pool.circuit(level, t, &mut rng).unwrap();
+            assert!(!c.route().contains(&dead), "{level} at {t:?}");
+        }
+        check_pools(&pool, None);
+        for level in PrivacyLevel::ALL {
+            assert!(
+                pool.pooled(level)
+                    .iter()
+                    .all(|c| !c.route().contains(&dead)),
+                "{level} at {t:?}"
+            );
+        }
+        t += Duration::from_secs(5);
+    }
+    assert_eq!(
+        pool.rebuilt(),
+        rebuilt + through_dead as u64 + 2 * (4 * per_level) as u64,
+        "two full rotations while the mix was excluded"
+    );
+}
+
+/// Failure exclusion expires: a mix reported failed at `tf` is left out of
+/// every level's circuits while `now - tf < failure_ttl` (checked every
+/// second, across two rotations, and one nanosecond before the TTL ends),
+/// and from `tf + failure_ttl` on it is eligible again: the rotation at
+/// exactly that instant already routes through it, no circuit through it
+/// was built earlier, and later rotations put it back in every level's
+/// circuits.
+#[test]
+fn a_failed_mix_is_used_again_once_its_failure_ttl_has_passed() {
+    let (dir, _) = Directory::new(colliding_network());
+    let mut config = PoolConfig::default();
+    config.circuits_per_level = 6;
+    config.lifetime = Duration::from_secs(10);
+    config.failure_ttl = Duration::from_secs(30);
+    let per_level = config.circuits_per_level;
+    let mut pool = CircuitPool::new(dir.clone(), config);
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let t0 = Duration::from_secs(1);
+    for level in PrivacyLevel::ALL {
+        pool.circuit(level, t0, &mut rng).unwrap();
+    }
+    // A layer-0 mix (every level draws hop 0 from layer 0) fails at once,
+    // so every circuit from here on is built at t0 + k * lifetime.
+    let dead = pool.pooled(PrivacyLevel::Public)[0].route()[0];
+    let tf = t0;
+    pool.mark_failed(dead, tf);
+    let expiry = tf + config.failure_ttl;
+    let avoided = |pool: &CircuitPool, level: PrivacyLevel| {
+        pool.pooled(level)
+            .iter()
+            .all(|c| !c.route().contains(&dead))
+    };
+
+    // Up to the last nanosecond of the TTL (rotations at +10 s and +20 s),
+    // never used.
+    let mut times: Vec<Duration> = (0..30).map(|s| tf + Duration::from_secs(s)).collect();
+    times.push(expiry.checked_sub(Duration::from_nanos(1)).unwrap());
+    for &t in &times {
+        for level in PrivacyLevel::ALL {
+            let c = pool.circuit(level, t, &mut rng).unwrap();
+            assert!(!c.route().contains(&dead), "{level} at {t:?}");
+            assert!(avoided(&pool, level), "{level} at {t:?}");
+        }
+    }
+
+    // At the TTL's end (also a rotation) every pool is rebuilt, and the mix
+    // is eligible again.
+    for level in PrivacyLevel::ALL {
+        pool.circuit(level, expiry, &mut rng).unwrap();
+        assert_eq!(pool.pooled(level).len(), per_level);
+        assert!(pool.pooled(level).iter().all(|c| c.built() == expiry));
+    }
+    assert!(
+        PrivacyLevel::ALL.iter().any(|&l| !avoided(&pool, l)),
+        "the mix should be usable from the TTL's end"
+    );
+
+    // Later rotations bring it back into every level's circuits. (Over
+    // these ~290 circuits the two empty-family mixes also share one: an
+    // empty family is nobody's.)
+    let unaffiliated: Vec<NodeAddress> = dir
+        .descriptors()
+        .filter(|d| d.family().is_empty())
+        .map(NodeDescriptor::node_address)
+        .collect();
+    assert_eq!(unaffiliated.len(), 2);
+    let mut unaffiliated_together = false;
+    let mut used_by: HashSet<PrivacyLevel> = HashSet::new();
+    for s in 0..120 {
+        let t = expiry + Duration::from_secs(s);
+        for level in PrivacyLevel::ALL {
+            pool.circuit(level, t, &mut rng).unwrap();
+            for c in pool.pooled(level) {
+                assert_valid_route(&dir, level, c.route());
+                if c.route().contains(&dead) {
+                    assert!(c.built() >= expiry, "{level}: {c:?}");
+                    used_by.insert(level);
+                }
+                unaffiliated_together |= unaffiliated.iter().all(|a| c.route().contains(a));
+            }
+        }
+    }
+    assert_eq!(
+        used_by.len(),
+        4,
+        "the mix should be back in every level's circuits, got {used_by:?}"
+    );
+    assert!(unaffiliated_together);
+}
