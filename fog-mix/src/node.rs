@@ -299,6 +299,9 @@ pub enum NodeError {
 #[derive(Clone)]
 pub struct Inbound {
     queues: Arc<Vec<mpsc::Sender<Received>>>,
+    /// Packets each worker has taken off its queue and not yet handled
+    /// (its batch): part of its backlog, though no longer in the queue.
+    in_hand: Arc<Vec<AtomicUsize>>,
     next: Arc<AtomicUsize>,
     shared: Arc<Shared>,
 }
@@ -313,7 +316,8 @@ impl fmt::Debug for Inbound {
 
 impl Inbound {
     /// Counts a received packet and offers it to the worker with the
-    /// shortest queue (ties go to the next one in rotation), then to the
+    /// shortest backlog, its queue plus the batch in its hands (ties go to
+    /// the next one in rotation), then to the
     /// others in turn. `Ok(true)` once queued, `Ok(false)` when the node is
     /// gone, and the packet back with the queue it started at when every
     /// queue is full. Joining the shortest queue keeps a worker that the OS
@@ -324,10 +328,11 @@ impl Inbound {
         let next = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let start = (0..n)
             .map(|i| (next + i) % n)
-            .max_by_key(|&q| {
+            .min_by_key(|&q| {
                 (
-                    self.queues[q].capacity(),
-                    std::cmp::Reverse((q + n - next) % n),
+                    self.queues[q].max_capacity() - self.queues[q].capacity()
+                        + self.in_hand[q].load(Ordering::Relaxed),
+                    (q + n - next) % n,
                 )
             })
             .unwrap_or(next);
@@ -448,14 +453,18 @@ impl MixNode {
             inboxes: RwLock::new(HashMap::new()),
             config,
         });
-        let mut queues = Vec::with_capacity(shared.config.workers);
-        for i in 0..shared.config.workers.max(1) {
+        let workers = shared.config.workers.max(1);
+        let in_hand: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..workers).map(|_| AtomicUsize::new(0)).collect());
+        let mut queues = Vec::with_capacity(workers);
+        for i in 0..workers {
             let (tx, rx) = mpsc::channel(shared.config.inbound_queue.max(1));
             queues.push(tx);
             let worker_shared = Arc::clone(&shared);
+            let in_hand = Arc::clone(&in_hand);
             std::thread::Builder::new()
                 .name(format!("fog-mix-worker-{i}"))
-                .spawn(move || worker(&worker_shared, rx))
+                .spawn(move || worker(&worker_shared, rx, &in_hand[i]))
                 .map_err(NodeError::Spawn)?;
         }
         let weak = Arc::downgrade(&shared);
@@ -465,6 +474,7 @@ impl MixNode {
             .map_err(NodeError::Spawn)?;
         let inbound = Inbound {
             queues: Arc::new(queues),
+            in_hand,
             next: Arc::new(AtomicUsize::new(0)),
             shared: Arc::clone(&shared),
         };
@@ -659,7 +669,7 @@ fn process(shared: &Shared, bytes: &[u8]) -> Result<Processed, ProcessError> {
 /// full queue is woken once per batch rather than once per packet.
 const WORKER_BATCH: usize = 32;
 
-fn worker(shared: &Arc<Shared>, mut rx: mpsc::Receiver<Received>) {
+fn worker(shared: &Arc<Shared>, mut rx: mpsc::Receiver<Received>, in_hand: &AtomicUsize) {
     lower_priority(shared.config.worker_nice);
     let mut batch = Vec::with_capacity(WORKER_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -670,12 +680,14 @@ fn worker(shared: &Arc<Shared>, mut rx: mpsc::Receiver<Received>) {
                 Err(_) => break,
             }
         }
+        in_hand.store(batch.len(), Ordering::Relaxed);
         shared
             .counters
             .inbound_depth
             .fetch_sub(batch.len() as u64, Ordering::Relaxed);
         for (arrived, bytes) in batch.drain(..) {
             handle(shared, &bytes, arrived);
+            in_hand.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
