@@ -12,6 +12,12 @@ fn fog() -> Command {
     Command::cargo_bin("fog").expect("the fog binary is built")
 }
 
+/// Runs a `fog --json` command that must succeed; its one JSON document.
+fn json_of(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).expect("one JSON document")
+}
+
 /// A `fog p2p node` process, killed on drop.
 struct NodeProcess(Child);
 
@@ -80,26 +86,18 @@ fn put_then_get_through_a_running_node() {
         .args(common)
         .assert()
         .success();
-    let out = fog()
-        .args(["--json", "p2p", "get", "--key-name", "greeting"])
-        .args(common)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let doc: serde_json::Value = serde_json::from_slice(&out).expect("one JSON document");
+    let doc = json_of(
+        &mut fog()
+            .args(["--json", "p2p", "get", "--key-name", "greeting"])
+            .args(common),
+    );
     assert_eq!(doc["value"], "hello");
 
-    let out = fog()
-        .args(["--json", "p2p", "peers", "--wait", "1"])
-        .args(common)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let doc: serde_json::Value = serde_json::from_slice(&out).expect("one JSON document");
+    let doc = json_of(
+        &mut fog()
+            .args(["--json", "p2p", "peers", "--wait", "1"])
+            .args(common),
+    );
     let peers = doc["peers"].as_array().expect("a peer list");
     assert!(
         peers
@@ -147,23 +145,19 @@ fn publish_reaches_subscribe_and_the_running_node() {
             Instant::now() < deadline,
             "subscribe printed nothing after {published} publishes"
         );
-        let out = fog()
-            .args([
-                "--json",
-                "p2p",
-                "publish",
-                "--topic",
-                "news",
-                "-m",
-                "hello fog",
-            ])
-            .args(common)
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let doc: serde_json::Value = serde_json::from_slice(&out).expect("one JSON document");
+        let doc = json_of(
+            &mut fog()
+                .args([
+                    "--json",
+                    "p2p",
+                    "publish",
+                    "--topic",
+                    "news",
+                    "-m",
+                    "hello fog",
+                ])
+                .args(common),
+        );
         assert_eq!(doc["published"], true, "{doc}");
         published += 1;
         std::thread::sleep(Duration::from_millis(500));
@@ -201,26 +195,19 @@ fn one_shot_commands_need_a_network() {
 
 #[test]
 fn bench_p2p_prints_the_figures() {
-    let out = fog()
-        .args([
-            "--json",
-            "bench",
-            "p2p",
-            "--nodes",
-            "12",
-            "--records",
-            "5",
-            "--lookups",
-            "10",
-            "--messages",
-            "2",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let doc: serde_json::Value = serde_json::from_slice(&out).expect("one JSON document");
+    let doc = json_of(&mut fog().args([
+        "--json",
+        "bench",
+        "p2p",
+        "--nodes",
+        "12",
+        "--records",
+        "5",
+        "--lookups",
+        "10",
+        "--messages",
+        "2",
+    ]));
     for key in [
         "nodes",
         "lookup_success_ratio",

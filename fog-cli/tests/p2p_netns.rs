@@ -317,6 +317,35 @@ fn wait(
     }
 }
 
+/// Starts the relay of the NAT topology listening on `listen(ip)` and
+/// announcing its public address; returns it with its full address.
+fn start_relay(
+    topo: &Netns,
+    listen: &dyn Fn(&str) -> String,
+    tx: &mpsc::Sender<(usize, String)>,
+    rx: &mpsc::Receiver<(usize, String)>,
+    seen: &mut Vec<(usize, String)>,
+) -> (Proc, String) {
+    let external = listen(RELAY_IP);
+    let relay = topo.node(
+        RELAY,
+        &[
+            "--no-mdns",
+            "--listen",
+            &listen("0.0.0.0"),
+            "--external",
+            &external,
+            "--kad-server",
+        ],
+        tx,
+    );
+    let started = wait(rx, seen, &[&relay], "relay start", |n, v| {
+        n == RELAY && v["event"] == "started"
+    });
+    let id = started["peer_id"].as_str().unwrap().to_owned();
+    (relay, format!("{external}/p2p/{id}"))
+}
+
 /// `transport` is "tcp" or "quic-v1".
 fn hole_punch(tag: char, transport: &str) {
     let Some(topo) = topology_or_skip("NAT traversal", || nat_topology(tag)) else {
@@ -329,25 +358,7 @@ fn hole_punch(tag: char, transport: &str) {
     let (tx, rx) = mpsc::channel();
     let mut seen = Vec::new();
 
-    let relay_listen = listen("0.0.0.0");
-    let relay_external = listen(RELAY_IP);
-    let relay = topo.node(
-        RELAY,
-        &[
-            "--no-mdns",
-            "--listen",
-            &relay_listen,
-            "--external",
-            &relay_external,
-            "--kad-server",
-        ],
-        &tx,
-    );
-    let started = wait(&rx, &mut seen, &[&relay], "relay start", |n, v| {
-        n == RELAY && v["event"] == "started"
-    });
-    let relay_id = started["peer_id"].as_str().unwrap().to_owned();
-    let relay_addr = format!("{relay_external}/p2p/{relay_id}");
+    let (relay, relay_addr) = start_relay(&topo, &listen, &tx, &rx, &mut seen);
 
     // A listens directly (for port reuse) and through the relay.
     let circuit = format!("{relay_addr}/p2p-circuit");
@@ -442,26 +453,8 @@ fn autonat_tells_public_from_private_and_a_private_peer_listens_through_the_rela
     };
     let (tx, rx) = mpsc::channel();
     let mut seen = Vec::new();
-    let relay_external = format!("/ip4/{RELAY_IP}/tcp/4001");
-    let relay = topo.node(
-        RELAY,
-        &[
-            "--no-mdns",
-            "--listen",
-            "/ip4/0.0.0.0/tcp/4001",
-            "--external",
-            &relay_external,
-            "--kad-server",
-        ],
-        &tx,
-    );
-    let started = wait(&rx, &mut seen, &[&relay], "relay start", |n, v| {
-        n == RELAY && v["event"] == "started"
-    });
-    let relay_addr = format!(
-        "{relay_external}/p2p/{}",
-        started["peer_id"].as_str().unwrap()
-    );
+    let tcp = |ip: &str| format!("/ip4/{ip}/tcp/4001");
+    let (relay, relay_addr) = start_relay(&topo, &tcp, &tx, &rx, &mut seen);
     let peer = |n| {
         topo.node(
             n,

@@ -35,14 +35,21 @@ fn replay() -> ReplayFilter {
     ReplayFilter::in_memory(0, &ReplayConfig::new(10_000)).unwrap()
 }
 
-async fn wait_for(node: &MixNode, what: impl Fn(&fog_mix::NodeStats) -> bool) {
-    for _ in 0..2000 {
+/// Polls the node's counters until `what` holds; fails after `limit` (a
+/// hang guard, not a timing assertion).
+async fn wait_until(node: &MixNode, limit: Duration, what: impl Fn(&fog_mix::NodeStats) -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
         if what(&node.stats()) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("node never reached the expected state: {:?}", node.stats());
+}
+
+async fn wait_for(node: &MixNode, what: impl Fn(&fog_mix::NodeStats) -> bool) {
+    wait_until(node, Duration::from_secs(10), what).await;
 }
 
 /// A one-hop packet whose routing information carries a version with a
@@ -376,26 +383,7 @@ async fn packets_cross_three_nodes_over_tcp() {
 /// A PRIVATE packet whose first hop is the mix holding `first`, delays
 /// zeroed.
 fn packet_for(first: &PublicKey, config: &PacketConfig) -> Vec<u8> {
-    let other = PublicKey::from(&StaticSecret::from([99u8; 32]));
-    let route = [
-        RouteNode::new(NodeAddress::from_bytes([1; 32]), *first),
-        RouteNode::new(NodeAddress::from_bytes([2; 32]), other),
-        RouteNode::new(NodeAddress::from_bytes([3; 32]), other),
-    ];
-    let dest = Destination::new(DestinationAddress::from_bytes([9; 32]), [0; 16]);
-    PacketBuilder::new(*config)
-        .unwrap()
-        .build_with_delays(
-            PrivacyLevel::Private,
-            &route,
-            dest,
-            b"epoch",
-            &[Duration::ZERO, Duration::ZERO],
-            &mut rand::rng(),
-        )
-        .unwrap()
-        .packet
-        .into_bytes()
+    delayed_packet_for(first, config, Duration::ZERO)
 }
 
 fn filter(epoch: u64) -> ReplayFilter {
@@ -547,14 +535,7 @@ fn delayed_packet_for(first: &PublicKey, config: &PacketConfig, first_delay: Dur
 /// Like [`wait_for`] with a longer hang guard (a minute), for waits that
 /// include a packet's hold.
 async fn wait_long(node: &MixNode, what: impl Fn(&fog_mix::NodeStats) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
-    while tokio::time::Instant::now() < deadline {
-        if what(&node.stats()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("node never reached the expected state: {:?}", node.stats());
+    wait_until(node, Duration::from_mins(1), what).await;
 }
 
 /// Every packet received is accounted for exactly once.
