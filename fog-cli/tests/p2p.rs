@@ -87,14 +87,14 @@ fn put_then_get_through_a_running_node() {
         .assert()
         .success();
     let doc = json_of(
-        &mut fog()
+        fog()
             .args(["--json", "p2p", "get", "--key-name", "greeting"])
             .args(common),
     );
     assert_eq!(doc["value"], "hello");
 
     let doc = json_of(
-        &mut fog()
+        fog()
             .args(["--json", "p2p", "peers", "--wait", "1"])
             .args(common),
     );
@@ -146,7 +146,7 @@ fn publish_reaches_subscribe_and_the_running_node() {
             "subscribe printed nothing after {published} publishes"
         );
         let doc = json_of(
-            &mut fog()
+            fog()
                 .args([
                     "--json",
                     "p2p",
@@ -195,7 +195,7 @@ fn one_shot_commands_need_a_network() {
 
 #[test]
 fn bench_p2p_prints_the_figures() {
-    let doc = json_of(&mut fog().args([
+    let doc = json_of(fog().args([
         "--json",
         "bench",
         "p2p",
