@@ -349,15 +349,7 @@ impl MixClient {
         destination: Destination,
         message: Vec<u8>,
     ) -> Result<(), ClientError> {
-        let capacity = level.payload_capacity(self.builder.config().payload_size);
-        if message.len() > capacity {
-            return Err(BuildError::MessageTooLong {
-                level,
-                len: message.len(),
-                capacity,
-            }
-            .into());
-        }
+        self.builder.check_fits(level, message.len())?;
         if self.queue.len() >= self.queue_limit {
             return Err(ClientError::QueueFull);
         }

@@ -482,6 +482,20 @@ impl PacketBuilder {
         self.build_with_delays(level, route, destination, message, &delays, rng)
     }
 
+    /// Whether a message of `len` bytes fits a `level` packet at the
+    /// configured payload size ([`BuildError::MessageTooLong`] if not).
+    pub fn check_fits(&self, level: PrivacyLevel, len: usize) -> Result<(), BuildError> {
+        let capacity = level.payload_capacity(self.config.payload_size);
+        if len > capacity {
+            return Err(BuildError::MessageTooLong {
+                level,
+                len,
+                capacity,
+            });
+        }
+        Ok(())
+    }
+
     /// Like [`build`](Self::build) with the per-hop delays given: one per hop
     /// but the last (the last hop delivers and carries no delay).
     pub fn build_with_delays<R: CryptoRng + ?Sized>(
@@ -500,14 +514,7 @@ impl PacketBuilder {
                 got: route.len(),
             });
         }
-        let capacity = level.payload_capacity(self.config.payload_size);
-        if message.len() > capacity {
-            return Err(BuildError::MessageTooLong {
-                level,
-                len: message.len(),
-                capacity,
-            });
-        }
+        self.check_fits(level, message.len())?;
         if delays.len() != level.hops() - 1 {
             return Err(BuildError::DelayCount {
                 expected: level.hops() - 1,

@@ -460,7 +460,6 @@ fn set_peers(transport: &TcpTransport, directory: &Directory) -> anyhow::Result<
     Ok(())
 }
 
-/// Seconds since the Unix epoch.
 /// The replay filter's sizing: `packets` when given; otherwise `rate`
 /// packets per second (default 1,000) over `window` (an epoch and its
 /// overlap) when epochs rotate; otherwise 10,000,000 packets.
@@ -487,6 +486,7 @@ fn replay_sizing(
     Ok(config)
 }
 
+/// Seconds since the Unix epoch.
 fn unix_now() -> Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
